@@ -1,0 +1,493 @@
+#include "core/config.h"
+
+#include <json/reader.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <set>
+#include <sstream>
+
+namespace lampyr {
+namespace fs = std::filesystem;
+
+const ServerConfig* Config::FindServer(std::string_view name) const {
+  auto it = servers.find(std::string(name));
+  return it == servers.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+std::string Join(const std::string& base, const std::string& key) { return base.empty() ? key : base + "." + key; }
+std::string Index(const std::string& base, unsigned i) { return base + "[" + std::to_string(i) + "]"; }
+
+// Walks the document, converting fields and collecting every problem with
+// its JSON path. Converters leave the default in place when a field is
+// absent or wrong, so validation can continue past the first error.
+class Reader {
+ public:
+  explicit Reader(std::vector<ConfigIssue>* issues) : issues_(issues) {}
+
+  void Error(const std::string& path, const std::string& reason) {
+    issues_->push_back({path, reason, false});
+    ++errors_;
+  }
+  void Warn(const std::string& path, const std::string& reason) { issues_->push_back({path, reason, true}); }
+  int errors() const { return errors_; }
+
+  bool IsObject(const Json::Value& v, const std::string& path) {
+    if (v.isObject()) return true;
+    Error(path, "expected object");
+    return false;
+  }
+
+  void KnownKeys(const Json::Value& obj, const std::string& path, std::initializer_list<const char*> keys) {
+    for (const auto& name : obj.getMemberNames()) {
+      bool known = false;
+      for (const char* k : keys) known = known || name == k;
+      if (!known) Warn(Join(path, name), "unknown key, ignored");
+    }
+  }
+
+  // Integer in [lo, hi]. Returns true when the key was present and valid.
+  template <typename T>
+  bool Int(const Json::Value& obj, const std::string& path, const char* key, int64_t lo, int64_t hi, T* out,
+           bool required = false) {
+    const std::string p = Join(path, key);
+    if (!obj.isMember(key)) {
+      if (required) Error(p, "required");
+      return false;
+    }
+    const Json::Value& v = obj[key];
+    if (!v.isIntegral() || !v.isInt64() || v.asInt64() < lo || v.asInt64() > hi) {
+      Error(p, "expected integer " + std::to_string(lo) + ".." + std::to_string(hi));
+      return false;
+    }
+    *out = static_cast<T>(v.asInt64());
+    return true;
+  }
+
+  bool Port(const Json::Value& obj, const std::string& path, const char* key, uint16_t* out, bool required = false) {
+    return Int(obj, path, key, 1, 65535, out, required);
+  }
+
+  bool String(const Json::Value& obj, const std::string& path, const char* key, std::string* out,
+              bool required = false, bool nonempty = false) {
+    const std::string p = Join(path, key);
+    if (!obj.isMember(key)) {
+      if (required) Error(p, "required");
+      return false;
+    }
+    const Json::Value& v = obj[key];
+    if (!v.isString()) {
+      Error(p, "expected string");
+      return false;
+    }
+    if (nonempty && v.asString().empty()) {
+      Error(p, "must not be empty");
+      return false;
+    }
+    *out = v.asString();
+    return true;
+  }
+
+  bool Bool(const Json::Value& obj, const std::string& path, const char* key, bool* out) {
+    if (!obj.isMember(key)) return false;
+    const Json::Value& v = obj[key];
+    // Firefly configs write db/mem as true/false or 1/0.
+    if (v.isBool()) *out = v.asBool();
+    else if (v.isIntegral() && (v.asInt64() == 0 || v.asInt64() == 1)) *out = v.asInt64() == 1;
+    else {
+      Error(Join(path, key), "expected boolean");
+      return false;
+    }
+    return true;
+  }
+
+  bool Number(const Json::Value& obj, const std::string& path, const char* key, double lo, double hi, double* out) {
+    if (!obj.isMember(key)) return false;
+    const Json::Value& v = obj[key];
+    if (!v.isNumeric() || v.asDouble() < lo || v.asDouble() > hi) {
+      std::ostringstream os;
+      os << "expected number " << lo << ".." << hi;
+      Error(Join(path, key), os.str());
+      return false;
+    }
+    *out = v.asDouble();
+    return true;
+  }
+
+  bool StringList(const Json::Value& obj, const std::string& path, const char* key, std::vector<std::string>* out) {
+    if (!obj.isMember(key)) return false;
+    const Json::Value& v = obj[key];
+    const std::string p = Join(path, key);
+    if (!v.isArray()) {
+      Error(p, "expected array of strings");
+      return false;
+    }
+    for (Json::ArrayIndex i = 0; i < v.size(); ++i) {
+      if (!v[i].isString() || v[i].asString().empty()) {
+        Error(Index(p, i), "expected non-empty string");
+        continue;
+      }
+      out->push_back(v[i].asString());
+    }
+    return true;
+  }
+
+ private:
+  std::vector<ConfigIssue>* issues_;
+  int errors_ = 0;
+};
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+std::string Resolve(const std::string& dir, const std::string& p) {
+  if (p.empty()) return p;
+  fs::path path(p);
+  if (path.is_relative()) path = fs::path(dir) / path;
+  return path.lexically_normal().string();
+}
+
+void ReadProtocol(Reader& r, const Json::Value& v, ProtocolConfig* p) {
+  const std::string path = "protocol";
+  if (!r.IsObject(v, path)) return;
+  r.KnownKeys(v, path,
+              {"head", "proto_version", "server_version", "max_body", "idle_timeout_s", "heartbeat_command",
+               "max_connections", "max_output_bytes", "max_inflight", "error_command"});
+  if (v.isMember("head")) {
+    const Json::Value& h = v["head"];
+    if (!h.isArray() || h.size() != 4) {
+      r.Error("protocol.head", "expected array of 4 integers 0..255");
+    } else {
+      for (Json::ArrayIndex i = 0; i < 4; ++i) {
+        if (!h[i].isIntegral() || !h[i].isInt64() || h[i].asInt64() < 0 || h[i].asInt64() > 255)
+          r.Error(Index("protocol.head", i), "expected integer 0..255");
+        else
+          p->head[i] = static_cast<uint8_t>(h[i].asInt64());
+      }
+    }
+  }
+  r.Int(v, path, "proto_version", 0, 255, &p->proto_version);
+  r.Int(v, path, "server_version", 0, 0xFFFFFFFFLL, &p->server_version);
+  r.Int(v, path, "max_body", 0, 0x7FFFFFFBLL, &p->max_body);
+  r.Int(v, path, "idle_timeout_s", 0, 86400 * 7, &p->idle_timeout_s);
+  r.Int(v, path, "heartbeat_command", 0, 0xFFFFFFFFLL, &p->heartbeat_command);
+  r.Int(v, path, "max_connections", 1, 10000000, &p->max_connections);
+  r.Int(v, path, "max_output_bytes", 4096, 0x7FFFFFFFLL, &p->max_output_bytes);
+  r.Int(v, path, "max_inflight", 1, 1000000, &p->max_inflight);
+  r.Int(v, path, "error_command", 0, 0xFFFFFFFFLL, &p->error_command);
+  if (p->heartbeat_command != 0 && p->heartbeat_command == p->error_command)
+    r.Error("protocol.heartbeat_command", "must differ from protocol.error_command");
+}
+
+void ReadMaster(Reader& r, const Json::Value& v, const std::string& dir, MasterConfig* m) {
+  const std::string path = "master";
+  if (!r.IsObject(v, path)) return;
+  r.KnownKeys(v, path,
+              {"roothost", "rootport", "webport", "admin_token", "cluster_secret", "log", "restart_backoff_ms",
+               "restart_backoff_max_ms", "give_up_restarts", "give_up_window_s", "probation_s", "stop_timeout_s"});
+  r.String(v, path, "roothost", &m->roothost, false, true);
+  r.Port(v, path, "rootport", &m->rootport);
+  r.Port(v, path, "webport", &m->webport);
+  r.String(v, path, "admin_token", &m->admin_token);
+  r.String(v, path, "cluster_secret", &m->cluster_secret);
+  if (r.String(v, path, "log", &m->log)) m->log = Resolve(dir, m->log);
+  r.Int(v, path, "restart_backoff_ms", 1, 3600000, &m->restart_backoff_ms);
+  r.Int(v, path, "restart_backoff_max_ms", 1, 3600000, &m->restart_backoff_max_ms);
+  r.Int(v, path, "give_up_restarts", 1, 1000000, &m->give_up_restarts);
+  r.Int(v, path, "give_up_window_s", 1, 86400, &m->give_up_window_s);
+  r.Int(v, path, "probation_s", 0, 86400, &m->probation_s);
+  r.Int(v, path, "stop_timeout_s", 1, 3600, &m->stop_timeout_s);
+}
+
+void ReadServer(Reader& r, const Json::Value& v, const std::string& name, const std::string& dir,
+                const std::string& default_host, ServerConfig* s) {
+  const std::string path = Join("servers", name);
+  s->name = name;
+  s->host = default_host;
+  if (!ValidName(name)) r.Error(path, "server name must be 1-64 characters of [A-Za-z0-9_.-]");
+  if (!r.IsObject(v, path)) return;
+  r.KnownKeys(v, path,
+              {"host", "rootport", "netport", "webport", "remoteport", "forward", "db", "mem", "cpu", "plugins",
+               "builtins", "log", "log_level", "name", "app", "reload"});
+  if (v.isMember("app") || v.isMember("reload"))
+    r.Warn(path, "Firefly's app/reload are replaced by \"plugins\"; ignored");
+  r.String(v, path, "host", &s->host, false, true);
+  r.Port(v, path, "rootport", &s->rootport);
+  r.Port(v, path, "netport", &s->netport);
+  r.Port(v, path, "webport", &s->webport);
+  r.String(v, path, "forward", &s->forward, false, true);
+  r.Bool(v, path, "db", &s->db);
+  r.Bool(v, path, "mem", &s->mem);
+  r.Int(v, path, "cpu", -1, 4095, &s->cpu);
+  if (r.String(v, path, "log", &s->log)) s->log = Resolve(dir, s->log);
+  if (r.String(v, path, "log_level", &s->log_level) && s->log_level != "debug" && s->log_level != "info" &&
+      s->log_level != "warn" && s->log_level != "error") {
+    r.Error(Join(path, "log_level"), "expected one of debug, info, warn, error");
+    s->log_level = "info";
+  }
+  r.StringList(v, path, "plugins", &s->plugins);
+  if (v.isMember("builtins")) {
+    const Json::Value& b = v["builtins"];
+    const std::string bp = Join(path, "builtins");
+    if (!b.isObject()) {
+      r.Error(bp, "expected object of handler name -> command id");
+    } else {
+      for (const auto& key : b.getMemberNames()) {
+        if (key != "echo") {
+          r.Error(Join(bp, key), "unknown built-in handler (known: echo)");
+          continue;
+        }
+        uint32_t cmd = 0;
+        if (r.Int(b, bp, key.c_str(), 1, 0xFFFFFFFFLL, &cmd)) s->builtins[key] = cmd;
+      }
+    }
+  }
+  if (v.isMember("remoteport")) {
+    const Json::Value& links = v["remoteport"];
+    const std::string lp = Join(path, "remoteport");
+    if (!links.isArray()) {
+      r.Error(lp, "expected array of {\"rootname\", \"rootport\"}");
+    } else {
+      for (Json::ArrayIndex i = 0; i < links.size(); ++i) {
+        const std::string ip = Index(lp, i);
+        if (!r.IsObject(links[i], ip)) continue;
+        r.KnownKeys(links[i], ip, {"rootname", "rootport", "roothost"});
+        RemoteLinkConfig link;
+        r.String(links[i], ip, "rootname", &link.rootname, true, true);
+        r.Port(links[i], ip, "rootport", &link.rootport);
+        r.String(links[i], ip, "roothost", &link.roothost, false, true);
+        s->remoteport.push_back(std::move(link));
+      }
+    }
+  }
+}
+
+void ReadDb(Reader& r, const Json::Value& v, DbConfig* d) {
+  const std::string path = "db";
+  if (!r.IsObject(v, path)) return;
+  d->present = true;
+  r.KnownKeys(v, path,
+              {"host", "port", "user", "passwd", "db", "charset", "pool", "flush_interval_ms", "flush_batch",
+               "idle_evict_s"});
+  r.String(v, path, "host", &d->host, false, true);
+  r.Port(v, path, "port", &d->port);
+  r.String(v, path, "user", &d->user, true, true);
+  r.String(v, path, "passwd", &d->passwd);
+  r.String(v, path, "db", &d->db, true, true);
+  r.String(v, path, "charset", &d->charset, false, true);
+  r.Int(v, path, "pool", 1, 256, &d->pool);
+  r.Int(v, path, "flush_interval_ms", 1, 3600000, &d->flush_interval_ms);
+  r.Int(v, path, "flush_batch", 1, 100000, &d->flush_batch);
+  r.Int(v, path, "idle_evict_s", 1, 86400 * 30, &d->idle_evict_s);
+}
+
+void ReadMemcached(Reader& r, const Json::Value& v, MemcachedConfig* m) {
+  const std::string path = "memcached";
+  if (!r.IsObject(v, path)) return;
+  m->present = true;
+  r.KnownKeys(v, path, {"urls", "hostname"});
+  if (!r.StringList(v, path, "urls", &m->urls) || m->urls.empty()) {
+    if (!v.isMember("urls") || m->urls.empty()) r.Error("memcached.urls", "expected non-empty array of \"host:port\"");
+  }
+  for (size_t i = 0; i < m->urls.size(); ++i) {
+    const std::string& u = m->urls[i];
+    auto colon = u.rfind(':');
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < u.size();
+    if (ok) {
+      char* end = nullptr;
+      long port = strtol(u.c_str() + colon + 1, &end, 10);
+      ok = *end == '\0' && port >= 1 && port <= 65535;
+    }
+    if (!ok) r.Error(Index("memcached.urls", static_cast<unsigned>(i)), "expected \"host:port\"");
+  }
+  r.String(v, path, "hostname", &m->hostname, false, false);
+}
+
+void ReadTables(Reader& r, const Json::Value& v, std::map<std::string, TableConfig>* tables) {
+  if (!r.IsObject(v, "tables")) return;
+  for (const auto& name : v.getMemberNames()) {
+    const std::string path = Join("tables", name);
+    TableConfig t;
+    t.name = name;
+    if (!ValidName(name) || name.find('.') != std::string::npos || name.find('-') != std::string::npos)
+      r.Error(path, "table name must be 1-64 characters of [A-Za-z0-9_]");
+    if (!r.IsObject(v[name], path)) continue;
+    r.KnownKeys(v[name], path, {"pk", "fk", "autoinc"});
+    r.String(v[name], path, "pk", &t.pk, true, true);
+    r.String(v[name], path, "fk", &t.fk, false, true);
+    r.Bool(v[name], path, "autoinc", &t.autoinc);
+    (*tables)[name] = std::move(t);
+  }
+}
+
+void ReadPlugins(Reader& r, const Json::Value& v, const std::string& dir, bool check_files,
+                 std::map<std::string, PluginConfig>* plugins) {
+  if (!r.IsObject(v, "plugins")) return;
+  for (const auto& name : v.getMemberNames()) {
+    const std::string path = Join("plugins", name);
+    PluginConfig p;
+    p.name = name;
+    if (!ValidName(name)) r.Error(path, "plugin name must be 1-64 characters of [A-Za-z0-9_.-]");
+    if (!r.IsObject(v[name], path)) continue;
+    r.KnownKeys(v[name], path, {"path", "config", "drain_timeout_s"});
+    if (r.String(v[name], path, "path", &p.path, true, true)) {
+      p.path = Resolve(dir, p.path);
+      std::error_code ec;
+      if (check_files && !fs::is_regular_file(p.path, ec))
+        r.Error(Join(path, "path"), "no such file: " + p.path);
+    }
+    if (v[name].isMember("config")) {
+      if (!v[name]["config"].isObject()) r.Error(Join(path, "config"), "expected object");
+      else p.config = v[name]["config"];
+    }
+    r.Number(v[name], path, "drain_timeout_s", 0, 3600, &p.drain_timeout_s);
+    (*plugins)[name] = std::move(p);
+  }
+}
+
+// Cross-references: links, forward, plugins, ports, services.
+void Validate(Reader& r, Config* c) {
+  // Node ids by name order, so every process derives the same ids.
+  uint16_t next_id = 1;
+  for (auto& [name, s] : c->servers) s.node_id = next_id++;
+
+  std::map<std::pair<std::string, uint16_t>, std::string> ports;  // (host, port) -> path
+  auto claim = [&](const std::string& host, uint16_t port, const std::string& path) {
+    if (port == 0) return;
+    // 0.0.0.0 overlaps every address on the machine.
+    for (const auto& [key, other] : ports) {
+      if (key.second == port && (key.first == host || key.first == "0.0.0.0" || host == "0.0.0.0")) {
+        r.Error(path, "port " + std::to_string(port) + " is already used by " + other);
+        return;
+      }
+    }
+    ports[{host, port}] = path;
+  };
+  claim(c->master.roothost, c->master.rootport, "master.rootport");
+  claim(c->master.roothost, c->master.webport, "master.webport");
+  for (auto& [name, s] : c->servers) {
+    const std::string path = Join("servers", name);
+    claim(s.host, s.rootport, Join(path, "rootport"));
+    claim(s.host, s.netport, Join(path, "netport"));
+    claim(s.host, s.webport, Join(path, "webport"));
+    std::set<std::string> roots;
+    for (size_t i = 0; i < s.remoteport.size(); ++i) {
+      RemoteLinkConfig& link = s.remoteport[i];
+      const std::string lp = Index(Join(path, "remoteport"), static_cast<unsigned>(i));
+      if (link.rootname.empty()) continue;
+      const ServerConfig* root = c->FindServer(link.rootname);
+      if (!root) {
+        r.Error(Join(lp, "rootname"), "unknown server \"" + link.rootname + "\"");
+        continue;
+      }
+      if (link.rootname == name) r.Error(Join(lp, "rootname"), "a server cannot link to itself");
+      if (!roots.insert(link.rootname).second) r.Error(Join(lp, "rootname"), "duplicate link to " + link.rootname);
+      if (root->rootport == 0) {
+        r.Error(Join(lp, "rootname"), "servers." + link.rootname + " has no rootport to connect to");
+      } else if (link.rootport != 0 && link.rootport != root->rootport) {
+        r.Error(Join(lp, "rootport"), "does not match servers." + link.rootname + ".rootport (" +
+                                          std::to_string(root->rootport) + ")");
+      }
+      if (link.rootport == 0) link.rootport = root->rootport;
+      if (link.roothost.empty()) link.roothost = root->host == "0.0.0.0" ? "127.0.0.1" : root->host;
+    }
+    if (!s.forward.empty()) {
+      if (s.netport == 0) r.Error(Join(path, "forward"), "only a server with netport forwards client requests");
+      if (!roots.count(s.forward))
+        r.Error(Join(path, "forward"), "must name a server in this server's remoteport (\"" + s.forward + "\")");
+    }
+    if (!s.builtins.empty() && s.netport == 0) r.Error(Join(path, "builtins"), "needs a netport");
+    for (size_t i = 0; i < s.plugins.size(); ++i) {
+      if (!c->plugins.count(s.plugins[i]))
+        r.Error(Index(Join(path, "plugins"), static_cast<unsigned>(i)),
+                "unknown plugin \"" + s.plugins[i] + "\" (not in \"plugins\")");
+    }
+    if (s.db && !c->db.present) r.Error(Join(path, "db"), "true, but there is no \"db\" section");
+    if (s.mem && !c->memcached.present) r.Error(Join(path, "mem"), "true, but there is no \"memcached\" section");
+  }
+  if (c->servers.empty()) r.Error("servers", "at least one server is required");
+  if (c->master.restart_backoff_max_ms < c->master.restart_backoff_ms)
+    r.Error("master.restart_backoff_max_ms", "must be >= master.restart_backoff_ms");
+}
+
+}  // namespace
+
+Status ParseConfig(std::string_view text, const std::string& dir, Config* out, std::vector<ConfigIssue>* issues,
+                   bool apply_env, bool check_files) {
+  std::vector<ConfigIssue> local;
+  if (!issues) issues = &local;
+  Reader r(issues);
+  Config c;
+  c.dir = dir;
+
+  Json::CharReaderBuilder builder;
+  builder["rejectDupKeys"] = true;
+  builder["allowComments"] = true;
+  builder["failIfExtra"] = true;
+  builder["allowSpecialFloats"] = false;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  std::string errs;
+  if (!reader->parse(text.data(), text.data() + text.size(), &c.raw, &errs)) {
+    while (!errs.empty() && (errs.back() == '\n' || errs.back() == ' ')) errs.pop_back();
+    r.Error("(document)", "invalid JSON: " + errs);
+    return Status::Error("invalid config");
+  }
+  if (!c.raw.isObject()) {
+    r.Error("(document)", "expected a JSON object at the top level");
+    return Status::Error("invalid config");
+  }
+  const Json::Value& root = c.raw;
+  r.KnownKeys(root, "", {"master", "servers", "plugins", "protocol", "db", "memcached", "tables"});
+  if (root.isMember("master")) ReadMaster(r, root["master"], dir, &c.master);
+  if (root.isMember("protocol")) ReadProtocol(r, root["protocol"], &c.protocol);
+  if (root.isMember("plugins")) ReadPlugins(r, root["plugins"], dir, check_files, &c.plugins);
+  if (root.isMember("db")) ReadDb(r, root["db"], &c.db);
+  if (root.isMember("memcached")) ReadMemcached(r, root["memcached"], &c.memcached);
+  if (root.isMember("tables")) ReadTables(r, root["tables"], &c.tables);
+  if (!root.isMember("servers")) {
+    r.Error("servers", "required");
+  } else if (r.IsObject(root["servers"], "servers")) {
+    for (const auto& name : root["servers"].getMemberNames())
+      ReadServer(r, root["servers"][name], name, dir, c.master.roothost, &c.servers[name]);
+  }
+  Validate(r, &c);
+
+  if (apply_env) {
+    if (const char* t = getenv("LAMPYR_ADMIN_TOKEN"); t && *t) c.master.admin_token = t;
+    if (const char* t = getenv("LAMPYR_CLUSTER_SECRET"); t && *t) c.master.cluster_secret = t;
+    if (const char* t = getenv("LAMPYR_DB_PASSWD"); t && *t) c.db.passwd = t;
+  }
+  if (r.errors() > 0) return Status::Error("invalid config: " + std::to_string(r.errors()) + " error(s)");
+  *out = std::move(c);
+  return Status::OK();
+}
+
+Status LoadConfig(const std::string& file, Config* out, std::vector<ConfigIssue>* issues, bool apply_env) {
+  std::vector<ConfigIssue> local;
+  if (!issues) issues = &local;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    issues->push_back({file, "cannot read config file", false});
+    return Status::Error("cannot read " + file);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::error_code ec;
+  fs::path abs = fs::absolute(file, ec);
+  std::string dir = abs.parent_path().lexically_normal().string();
+  Status s = ParseConfig(ss.str(), dir, out, issues, apply_env, true);
+  if (s.ok()) out->path = abs.lexically_normal().string();
+  return s;
+}
+
+}  // namespace lampyr

@@ -1,0 +1,78 @@
+#include "core/metrics.h"
+
+namespace lampyr {
+
+Counter* MetricsRegistry::GetCounter(const std::string& name, const std::string& help, const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family& f = families_[name];
+  if (f.help.empty()) f.help = help;
+  f.is_counter = true;
+  auto& slot = f.counters[labels];
+  if (!slot) slot = std::make_unique<Counter>();
+  return slot.get();
+}
+
+Gauge* MetricsRegistry::GetGauge(const std::string& name, const std::string& help, const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family& f = families_[name];
+  if (f.help.empty()) f.help = help;
+  f.is_counter = false;
+  auto& slot = f.gauges[labels];
+  if (!slot) slot = std::make_unique<Gauge>();
+  return slot.get();
+}
+
+void MetricsRegistry::Remove(const std::string& name, const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return;
+  // Handles may still be held by code that has not yet noticed the removal;
+  // they are intentionally leaked rather than freed under it.
+  auto c = it->second.counters.find(labels);
+  if (c != it->second.counters.end()) {
+    (void)c->second.release();
+    it->second.counters.erase(c);
+  }
+  auto g = it->second.gauges.find(labels);
+  if (g != it->second.gauges.end()) {
+    (void)g->second.release();
+    it->second.gauges.erase(g);
+  }
+}
+
+std::string MetricsRegistry::RenderPrometheus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  out.reserve(families_.size() * 128);
+  for (const auto& [name, f] : families_) {
+    if (f.counters.empty() && f.gauges.empty()) continue;
+    out += "# HELP " + name + " " + f.help + "\n";
+    out += "# TYPE " + name + (f.is_counter ? " counter\n" : " gauge\n");
+    auto series = [&](const std::string& labels, const std::string& value) {
+      out += name;
+      if (!labels.empty()) out += "{" + labels + "}";
+      out += " " + value + "\n";
+    };
+    for (const auto& [labels, c] : f.counters) series(labels, std::to_string(c->value()));
+    for (const auto& [labels, g] : f.gauges) series(labels, std::to_string(g->value()));
+  }
+  return out;
+}
+
+int64_t MetricsRegistry::Value(const std::string& name, const std::string& labels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  auto c = it->second.counters.find(labels);
+  if (c != it->second.counters.end()) return static_cast<int64_t>(c->second->value());
+  auto g = it->second.gauges.find(labels);
+  if (g != it->second.gauges.end()) return g->second->value();
+  return 0;
+}
+
+MetricsRegistry& Metrics() {
+  static MetricsRegistry* r = new MetricsRegistry();  // never destroyed: used until exit
+  return *r;
+}
+
+}  // namespace lampyr

@@ -1,0 +1,105 @@
+// NetServer: the client-facing listener of one server process (netport).
+// Owns every Session, the named groups used for broadcast, and implements
+// Responder so handlers answer local clients through it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "net/dispatch.h"
+#include "net/frame_codec.h"
+
+struct evconnlistener;
+struct event;
+struct timeval;
+struct sockaddr;
+
+namespace lampyr {
+
+class EventLoop;
+class Session;
+
+class NetServer : public Responder, NonCopyable {
+ public:
+  using OpenCallback = std::function<void(SessionId, const std::string& peer)>;
+  using CloseCallback = std::function<void(SessionId, const std::string& reason)>;
+
+  NetServer(EventLoop* loop, const ProtocolConfig& protocol, const CommandTable* commands, uint16_t node_id);
+  ~NetServer() override;
+
+  Status Listen(const std::string& host, uint16_t port);
+  uint16_t port() const { return port_; }
+  // Stop accepting new connections (graceful stop); existing ones stay.
+  void StopAccepting();
+
+  // Responder: answers to requests of local sessions.
+  void Reply(const RequestContext& ctx, std::string_view body) override;
+  void Decline(const RequestContext& ctx) override;
+  void Fail(const RequestContext& ctx, ErrorCode code, std::string_view message) override;
+
+  // Server push. Return false for an unknown or closing session.
+  bool Push(SessionId id, uint32_t command, std::string_view body);
+  size_t PushMany(const std::vector<SessionId>& ids, uint32_t command, std::string_view body);
+  void JoinGroup(const std::string& group, SessionId id);
+  void LeaveGroup(const std::string& group, SessionId id);
+  size_t Broadcast(const std::string& group, uint32_t command, std::string_view body);
+  size_t GroupSize(const std::string& group) const;
+  // Closes a session after sending what is queued for it.
+  bool Kick(SessionId id, const char* reason = "kicked");
+  bool HasSession(SessionId id) const { return sessions_.count(id) != 0; }
+  size_t session_count() const { return sessions_.size(); }
+
+  void AddOpenCallback(OpenCallback cb) { open_cbs_.push_back(std::move(cb)); }
+  void AddCloseCallback(CloseCallback cb) { close_cbs_.push_back(std::move(cb)); }
+
+  // Used by Session.
+  const ProtocolConfig& protocol() const { return protocol_; }
+  const net::FrameLimits& limits() const { return limits_; }
+  const timeval* idle_timeout() const { return idle_tv_; }
+  void OnFrame(Session* s, uint32_t seq, uint32_t command, std::string_view body);
+  void OnSessionError(Session* s, const char* reason);
+  void ScheduleReap(Session* s);
+  void EncodeHeader(uint32_t command, size_t body_len, uint8_t* out) const;
+  void AppendFrameTo(uint32_t command, std::string_view body, std::string* out) const;
+
+ private:
+  static void OnAccept(evconnlistener* l, int fd, sockaddr* addr, int socklen, void* arg);
+  static void OnAcceptError(evconnlistener* l, void* arg);
+  static void OnReap(int, short, void* arg);
+  Session* Find(SessionId id) const;
+  void Answer(const RequestContext& ctx, uint32_t command, std::string_view body, bool declined);
+  void Reap();
+
+  EventLoop* loop_;
+  ProtocolConfig protocol_;
+  net::FrameLimits limits_;
+  const CommandTable* commands_;
+  uint16_t node_id_;
+  uint64_t next_conn_ = 1;
+  uint16_t port_ = 0;
+  evconnlistener* listener_ = nullptr;
+  event* reap_ev_ = nullptr;
+  const timeval* idle_tv_ = nullptr;
+  std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
+  std::vector<SessionId> doomed_;
+  std::unordered_map<std::string, std::unordered_set<SessionId>> groups_;
+  std::vector<OpenCallback> open_cbs_;
+  std::vector<CloseCallback> close_cbs_;
+
+  Gauge* m_sessions_;
+  Counter* m_accepted_;
+  Counter* m_rejected_capacity_;
+  Counter* m_requests_;
+  Counter* m_pushes_;
+};
+
+}  // namespace lampyr

@@ -1,0 +1,158 @@
+#include "net/session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "core/log.h"
+#include "net/frame_codec.h"
+#include "net/net_server.h"
+
+namespace lampyr {
+
+using net::DecodedFrame;
+using net::FrameError;
+using net::FrameHeader;
+using net::kHeaderSize;
+
+Session::Session(NetServer* server, SessionId id, bufferevent* bev, std::string peer)
+    : server_(server), id_(id), bev_(bev), peer_(std::move(peer)) {
+  bufferevent_setcb(bev_, &Session::OnRead, nullptr, &Session::OnEvent, this);
+  // libevent reads 4 KiB per callback by default; a full pipeline of small
+  // requests then costs several wake-ups. 64 KiB matches the socket buffer.
+  bufferevent_set_max_single_read(bev_, 64 * 1024);
+  if (server_->idle_timeout()) bufferevent_set_timeouts(bev_, server_->idle_timeout(), nullptr);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+Session::~Session() { bufferevent_free(bev_); }
+
+size_t Session::pending_output() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
+
+void Session::OnRead(bufferevent*, void* arg) { static_cast<Session*>(arg)->ReadFrames(); }
+
+void Session::ReadFrames() {
+  if (in_read_) return;  // a handler answered synchronously; the outer loop continues
+  in_read_ = true;
+  evbuffer* in = bufferevent_get_input(bev_);
+  const net::FrameLimits& limits = server_->limits();
+  while (!closing_) {
+    if (inflight() >= server_->protocol().max_inflight) {
+      // Backpressure: stop reading until handlers catch up. The kernel's
+      // socket buffer then pushes back on the client.
+      bufferevent_disable(bev_, EV_READ);
+      read_paused_ = true;
+      break;
+    }
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) break;
+    uint8_t hdr[kHeaderSize];
+    size_t n = len < kHeaderSize ? len : kHeaderSize;
+    evbuffer_copyout(in, hdr, n);
+    FrameHeader h;
+    FrameError err;
+    if (n < kHeaderSize) {
+      DecodedFrame unused;
+      err = net::DecodeFrame(hdr, n, limits, &unused);  // rejects a bad head early
+    } else {
+      err = net::ParseHeader(hdr, limits, &h);
+    }
+    if (err == FrameError::kNeedMore) break;
+    if (err != FrameError::kOk) {
+      server_->OnSessionError(this, net::FrameErrorName(err));
+      break;
+    }
+    size_t total = kHeaderSize + h.body_len;
+    if (len < total) break;
+    const uint8_t* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(total));
+    uint32_t seq = next_seq_++;
+    server_->OnFrame(this, seq, h.command,
+                     std::string_view(reinterpret_cast<const char*>(p) + kHeaderSize, h.body_len));
+    evbuffer_drain(in, total);
+  }
+  in_read_ = false;
+}
+
+void Session::Answer(uint32_t seq, uint32_t command, std::string_view body, bool declined) {
+  if (closing_) return;
+  // seq arithmetic is modulo 2^32, like inflight().
+  if (static_cast<int32_t>(seq - next_reply_seq_) < 0 || static_cast<int32_t>(next_seq_ - seq) <= 0) return;
+  if (seq != next_reply_seq_) {
+    parked_.try_emplace(seq, Parked{declined, command, std::string(body)});
+    return;
+  }
+  if (!declined) WriteFrame(command, body);
+  ++next_reply_seq_;
+  while (!parked_.empty() && parked_.begin()->first == next_reply_seq_) {
+    auto node = parked_.extract(parked_.begin());
+    if (!node.mapped().declined) WriteFrame(node.mapped().command, node.mapped().body);
+    ++next_reply_seq_;
+  }
+  if (read_paused_ && !closing_ && inflight() < server_->protocol().max_inflight) {
+    read_paused_ = false;
+    bufferevent_enable(bev_, EV_READ);
+    ReadFrames();  // frames may already be buffered
+  }
+}
+
+void Session::WriteFrame(uint32_t command, std::string_view body) {
+  if (closing_) return;
+  uint8_t hdr[kHeaderSize];
+  server_->EncodeHeader(command, body.size(), hdr);
+  evbuffer* out = bufferevent_get_output(bev_);
+  if (body.size() <= 512) {
+    // One copy into one chain: cheaper than two adds for small frames.
+    uint8_t buf[kHeaderSize + 512];
+    memcpy(buf, hdr, kHeaderSize);
+    memcpy(buf + kHeaderSize, body.data(), body.size());
+    evbuffer_add(out, buf, kHeaderSize + body.size());
+  } else {
+    evbuffer_add(out, hdr, kHeaderSize);
+    evbuffer_add(out, body.data(), body.size());
+  }
+  CheckOutputCap();
+}
+
+void Session::WriteEncoded(std::string_view frame) {
+  if (closing_) return;
+  evbuffer_add(bufferevent_get_output(bev_), frame.data(), frame.size());
+  CheckOutputCap();
+}
+
+void Session::CheckOutputCap() {
+  if (pending_output() > server_->protocol().max_output_bytes) server_->OnSessionError(this, "slow_consumer");
+}
+
+void Session::Close(const char* reason, bool flush) {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ = reason;
+  parked_.clear();
+  bufferevent_disable(bev_, EV_READ);
+  if (flush && pending_output() > 0) {
+    // Finish sending (a kick message, say), but never wait long for it.
+    static const timeval kFlushTimeout = {5, 0};
+    bufferevent_set_timeouts(bev_, nullptr, &kFlushTimeout);
+    bufferevent_setcb(bev_, nullptr, &Session::OnWrite, &Session::OnEvent, this);
+    return;
+  }
+  server_->ScheduleReap(this);
+}
+
+void Session::OnWrite(bufferevent*, void* arg) {
+  Session* s = static_cast<Session*>(arg);
+  if (s->pending_output() == 0) s->server_->ScheduleReap(s);
+}
+
+void Session::OnEvent(bufferevent*, short what, void* arg) {
+  Session* s = static_cast<Session*>(arg);
+  if (s->closing_) {
+    s->server_->ScheduleReap(s);  // flush failed or timed out
+    return;
+  }
+  if (what & BEV_EVENT_EOF) s->Close("client_closed");
+  else if (what & BEV_EVENT_TIMEOUT) s->server_->OnSessionError(s, "idle");
+  else s->Close("socket_error");
+}
+
+}  // namespace lampyr

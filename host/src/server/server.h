@@ -1,0 +1,48 @@
+// Server: one named server process of the cluster (`lampyr --server NAME`).
+// Wires the parts its config asks for — client listener, built-in handlers,
+// plugins, channels, admin API, data layer — onto one event loop, and owns
+// their lifetimes and the order of a graceful stop.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "core/event_loop.h"
+#include "core/status.h"
+#include "net/dispatch.h"
+
+namespace lampyr {
+
+class NetServer;
+
+class Server : NonCopyable {
+ public:
+  Server(const Config& config, const std::string& name);
+  ~Server();
+
+  // Binds every listener and loads every plugin; fails without side effects
+  // left running.
+  Status Start();
+  // Runs the loop until SIGTERM/SIGINT or Stop().
+  void Run();
+  void Stop();
+
+  EventLoop* loop() { return &loop_; }
+  CommandTable* commands() { return &commands_; }
+  NetServer* net() { return net_.get(); }
+  const ServerConfig& server_config() const { return *self_; }
+  const Config& config() const { return config_; }
+
+ private:
+  void InstallBuiltins();
+
+  Config config_;
+  const ServerConfig* self_;
+  EventLoop loop_;
+  CommandTable commands_;
+  std::unique_ptr<NetServer> net_;
+  bool stopping_ = false;
+};
+
+}  // namespace lampyr
