@@ -162,10 +162,10 @@ void NetServer::OnFrame(Session* s, uint32_t seq, uint32_t command, std::string_
   commands_->Dispatch(ctx, body);
 }
 
-void NetServer::OnSessionError(Session* s, const char* reason) {
+void NetServer::OnSessionError(Session* s, const char* reason, bool flush) {
   LOG_WARN("net", "session %llu (%s): closed: %s", static_cast<unsigned long long>(s->id()), s->peer().c_str(),
            reason);
-  s->Close(reason);
+  s->Close(reason, flush);
 }
 
 void NetServer::Answer(const RequestContext& ctx, uint32_t command, std::string_view body, bool declined) {

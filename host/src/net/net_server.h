@@ -66,7 +66,9 @@ class NetServer : public Responder, NonCopyable {
   const net::FrameLimits& limits() const { return limits_; }
   const timeval* idle_timeout() const { return idle_tv_; }
   void OnFrame(Session* s, uint32_t seq, uint32_t command, std::string_view body);
-  void OnSessionError(Session* s, const char* reason);
+  // Logs and closes `s`; `flush` first delivers the answers already queued
+  // (a protocol error ends the stream, not the replies owed before it).
+  void OnSessionError(Session* s, const char* reason, bool flush = false);
   void ScheduleReap(Session* s);
   void EncodeHeader(uint32_t command, size_t body_len, uint8_t* out) const;
   void AppendFrameTo(uint32_t command, std::string_view body, std::string* out) const;

@@ -59,7 +59,7 @@ void Session::ReadFrames() {
     }
     if (err == FrameError::kNeedMore) break;
     if (err != FrameError::kOk) {
-      server_->OnSessionError(this, net::FrameErrorName(err));
+      server_->OnSessionError(this, net::FrameErrorName(err), /*flush=*/true);
       break;
     }
     size_t total = kHeaderSize + h.body_len;
