@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include "admin/admin_http.h"
+#include "admin/server_admin.h"
 #include "core/log.h"
 #include "net/net_server.h"
 
@@ -27,6 +29,12 @@ Status Server::Start() {
   if (self_->netport != 0) {
     net_ = std::make_unique<NetServer>(&loop_, config_.protocol, &commands_, self_->node_id);
     Status s = net_->Listen(self_->host, self_->netport);
+    if (!s.ok()) return s;
+  }
+  if (self_->webport != 0) {
+    admin_ = std::make_unique<AdminHttp>(&loop_, config_.master.admin_token);
+    InstallServerAdmin(admin_.get(), this);
+    Status s = admin_->Listen(self_->host, self_->webport);
     if (!s.ok()) return s;
   }
   loop_.OnSignal(SIGTERM, [this] { Stop(); });

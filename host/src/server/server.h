@@ -15,6 +15,7 @@
 namespace lampyr {
 
 class NetServer;
+class AdminHttp;
 
 class Server : NonCopyable {
  public:
@@ -31,6 +32,7 @@ class Server : NonCopyable {
   EventLoop* loop() { return &loop_; }
   CommandTable* commands() { return &commands_; }
   NetServer* net() { return net_.get(); }
+  AdminHttp* admin() { return admin_.get(); }  // null without servers.<name>.webport
   const ServerConfig& server_config() const { return *self_; }
   const Config& config() const { return config_; }
 
@@ -43,6 +45,7 @@ class Server : NonCopyable {
   CommandTable commands_;
   std::unique_ptr<NetServer> net_;
   bool stopping_ = false;
+  std::unique_ptr<AdminHttp> admin_;  // last: destroyed first, before what its routes use
 };
 
 }  // namespace lampyr

@@ -1,0 +1,320 @@
+// lampyrctl: talks to the admin API of the master (or of one server's
+// webport). Human-readable output by default, raw JSON with --json.
+// Exit codes: 0 success, 1 reload refused, 2 usage error, 3 connection or
+// HTTP error (including 401).
+#include <json/reader.h>
+#include <json/value.h>
+#include <json/writer.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/http_client.h"
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kRefused = 1;
+constexpr int kUsage = 2;
+constexpr int kFailed = 3;
+
+void Usage(FILE* out) {
+  fprintf(out,
+          "usage: lampyrctl [--url URL] [--token T] [--json] [--timeout S] COMMAND\n"
+          "commands:\n"
+          "  status                      servers, plugins (version, generation, draining), links\n"
+          "  reload [PLUGIN] [--server S] hot-reload one plugin or all, on one server or all\n"
+          "  stop                        graceful stop of the cluster (master)\n"
+          "  restart SERVER              restart one server (master)\n"
+          "  metrics                     Prometheus metrics text\n"
+          "options:\n"
+          "  --url URL      admin API (default http://127.0.0.1:9998, env LAMPYR_ADMIN_URL)\n"
+          "  --token T      admin token for reload/stop/restart (default: env LAMPYR_ADMIN_TOKEN;\n"
+          "                 prefer the environment: arguments are visible to other users)\n"
+          "  --json         print the raw JSON answer\n"
+          "  --timeout S    seconds to wait for an answer (default 60)\n"
+          "exit status: 0 ok, 1 reload refused, 2 usage error, 3 connection/HTTP error\n");
+}
+
+bool ParseJson(const std::string& text, Json::Value* out) {
+  Json::CharReaderBuilder b;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  std::string errs;
+  return r->parse(text.data(), text.data() + text.size(), out, &errs);
+}
+
+std::string Pretty(const Json::Value& v) {
+  Json::StreamWriterBuilder b;
+  b["indentation"] = "  ";
+  b["emitUTF8"] = true;
+  return Json::writeString(b, v);
+}
+
+std::string Duration(int64_t s) {
+  char buf[64];
+  if (s < 60) snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else if (s < 86400)
+    snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
+  else snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400), static_cast<long long>(s % 86400 / 3600));
+  return buf;
+}
+
+std::string UtcTime(int64_t unix_s) {
+  if (unix_s <= 0) return "-";
+  time_t t = static_cast<time_t>(unix_s);
+  tm tmv;
+  gmtime_r(&t, &tmv);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tmv);
+  return buf;
+}
+
+std::string Str(const Json::Value& v, const char* key, const char* dflt = "-") {
+  const Json::Value& x = v[key];
+  if (x.isString()) return x.asString();
+  if (x.isIntegral()) return std::to_string(x.asInt64());
+  if (x.isBool()) return x.asBool() ? "true" : "false";
+  return dflt;
+}
+
+void PrintStatus(const Json::Value& v) {
+  const Json::Value& servers = v["servers"];
+  if (!servers.isArray() || servers.empty()) {
+    printf("no servers\n");
+    return;
+  }
+  printf("%-16s %-8s %-10s %-8s %-9s %-8s %s\n", "SERVER", "PID", "STATE", "RESTARTS", "UPTIME", "SESSIONS", "LINKS");
+  for (const auto& s : servers) {
+    std::string links;
+    for (const auto& l : s["links"]) {
+      if (!links.empty()) links += " ";
+      links += Str(l, "peer", "?") + (l["direction"].asString() == "in" ? "<" : ">") + Str(l, "state", "?");
+    }
+    printf("%-16s %-8s %-10s %-8s %-9s %-8s %s\n", Str(s, "name", "?").c_str(), Str(s, "pid").c_str(),
+           Str(s, "state").c_str(), Str(s, "restarts", "0").c_str(),
+           s["uptime_s"].isIntegral() ? Duration(s["uptime_s"].asInt64()).c_str() : "-",
+           Str(s, "sessions", "0").c_str(), links.empty() ? "-" : links.c_str());
+    if (s.isMember("error")) printf("  error: %s\n", Str(s, "error").c_str());
+    for (const auto& p : s["plugins"]) {
+      printf("  plugin %-14s %-10s generation %-4s %-8s loaded %s\n", Str(p, "name", "?").c_str(),
+             Str(p, "version").c_str(), Str(p, "generation").c_str(), Str(p, "state", "").c_str(),
+             p["loaded_at"].isNumeric() ? UtcTime(p["loaded_at"].asInt64()).c_str() : "-");
+      for (const auto& d : p["draining"]) {
+        printf("    draining generation %s: %s pending, %s pinned\n", Str(d, "generation").c_str(),
+               Str(d, "pending", "0").c_str(), Str(d, "pinned", "0").c_str());
+      }
+    }
+  }
+}
+
+// Prints one line per server and plugin; returns whether everything succeeded.
+bool PrintReload(const Json::Value& v) {
+  bool all_ok = v.get("ok", false).asBool();
+  const Json::Value& results = v["results"];
+  if (!results.isArray() || results.empty()) {
+    printf("%s\n", all_ok ? "ok (nothing to reload)" : "REFUSED: no server reported");
+    return all_ok;
+  }
+  for (const auto& r : results) {
+    const std::string server = Str(r, "server", "?");
+    const bool ok = r.get("ok", false).asBool();
+    if (!ok) all_ok = false;
+    const Json::Value& plugins = r["plugins"];
+    if (!plugins.isArray() || plugins.empty()) {
+      if (ok) printf("%s: ok (no plugins)\n", server.c_str());
+      else printf("%s: REFUSED: %s\n", server.c_str(), Str(r, "error", "reload refused").c_str());
+      continue;
+    }
+    for (const auto& p : plugins) {
+      const std::string name = Str(p, "plugin", "?");
+      if (p.get("ok", false).asBool()) {
+        printf("%s %s: ok %s -> %s (generation %s)\n", server.c_str(), name.c_str(), Str(p, "old_version").c_str(),
+               Str(p, "new_version").c_str(), Str(p, "generation").c_str());
+      } else {
+        printf("%s %s: REFUSED: %s\n", server.c_str(), name.c_str(), Str(p, "error", "reload refused").c_str());
+      }
+    }
+    // A server-level error not attributed to any plugin.
+    if (!ok && r.isMember("error") && !r["error"].asString().empty()) {
+      bool any_plugin_failed = false;
+      for (const auto& p : plugins) any_plugin_failed |= !p.get("ok", false).asBool();
+      if (!any_plugin_failed) printf("%s: REFUSED: %s\n", server.c_str(), r["error"].asString().c_str());
+    }
+  }
+  return all_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url = getenv("LAMPYR_ADMIN_URL") ? getenv("LAMPYR_ADMIN_URL") : "http://127.0.0.1:9998";
+  std::string token = getenv("LAMPYR_ADMIN_TOKEN") ? getenv("LAMPYR_ADMIN_TOKEN") : "";
+  bool json = false;
+  double timeout_s = 60;
+  std::string server;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string* out) -> bool {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "lampyrctl: %s needs a value\n", a.c_str());
+        return false;
+      }
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "--url") {
+      if (!value(&url)) return kUsage;
+    } else if (a == "--token") {
+      if (!value(&token)) return kUsage;
+    } else if (a == "--server") {
+      if (!value(&server)) return kUsage;
+    } else if (a == "--timeout") {
+      std::string t;
+      if (!value(&t)) return kUsage;
+      char* end = nullptr;
+      timeout_s = strtod(t.c_str(), &end);
+      if (!end || *end || !(timeout_s > 0)) {
+        fprintf(stderr, "lampyrctl: --timeout: expected a positive number of seconds, got '%s'\n", t.c_str());
+        return kUsage;
+      }
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--help" || a == "-h") {
+      Usage(stdout);
+      return kOk;
+    } else if (a.size() > 1 && a[0] == '-') {
+      fprintf(stderr, "lampyrctl: unknown option %s\n", a.c_str());
+      Usage(stderr);
+      return kUsage;
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) {
+    Usage(stderr);
+    return kUsage;
+  }
+  const std::string cmd = args[0];
+  std::string method = "GET", path, body;
+  bool mutating = false;
+  auto extra_args = [&](size_t max) {
+    if (args.size() - 1 > max) {
+      fprintf(stderr, "lampyrctl: %s: unexpected argument '%s'\n", cmd.c_str(), args[max + 1].c_str());
+      return false;
+    }
+    return true;
+  };
+  if (!server.empty() && cmd != "reload") {
+    fprintf(stderr, "lampyrctl: --server only applies to reload\n");
+    return kUsage;
+  }
+  if (cmd == "status") {
+    if (!extra_args(0)) return kUsage;
+    path = "/status";
+  } else if (cmd == "metrics") {
+    if (!extra_args(0)) return kUsage;
+    path = "/metrics";
+  } else if (cmd == "reload") {
+    if (!extra_args(1)) return kUsage;
+    method = "POST";
+    path = "/reload";
+    mutating = true;
+    Json::Value b(Json::objectValue);
+    if (args.size() > 1) b["plugin"] = args[1];
+    if (!server.empty()) b["server"] = server;
+    Json::StreamWriterBuilder w;
+    w["indentation"] = "";
+    body = Json::writeString(w, b);
+  } else if (cmd == "stop") {
+    if (!extra_args(0)) return kUsage;
+    method = "POST";
+    path = "/stop";
+    mutating = true;
+    body = "{}";
+  } else if (cmd == "restart") {
+    if (args.size() != 2) {
+      fprintf(stderr, "lampyrctl: restart needs exactly one SERVER\n");
+      return kUsage;
+    }
+    method = "POST";
+    path = "/restart";
+    mutating = true;
+    Json::Value b(Json::objectValue);
+    b["server"] = args[1];
+    Json::StreamWriterBuilder w;
+    w["indentation"] = "";
+    body = Json::writeString(w, b);
+  } else {
+    fprintf(stderr, "lampyrctl: unknown command '%s'\n", cmd.c_str());
+    Usage(stderr);
+    return kUsage;
+  }
+
+  lampyr::HttpUrl u;
+  lampyr::Status st = lampyr::ParseHttpUrl(url, &u);
+  if (!st.ok()) {
+    fprintf(stderr, "lampyrctl: --url: %s\n", st.message().c_str());
+    return kUsage;
+  }
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (mutating && !token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  lampyr::HttpResponse resp;
+  st = lampyr::HttpCall(u.host, u.port, method, u.base_path + path, body, headers, &resp,
+                        static_cast<int>(timeout_s * 1000));
+  if (!st.ok()) {
+    fprintf(stderr, "lampyrctl: %s\n", st.message().c_str());
+    return kFailed;
+  }
+
+  if (path == "/metrics") {
+    if (resp.status != 200) {
+      fprintf(stderr, "lampyrctl: HTTP %d: %s\n", resp.status, resp.body.c_str());
+      return kFailed;
+    }
+    fwrite(resp.body.data(), 1, resp.body.size(), stdout);
+    return kOk;
+  }
+
+  Json::Value v;
+  const bool parsed = ParseJson(resp.body, &v);
+  if (resp.status == 401) {
+    fprintf(stderr, "lampyrctl: unauthorized: missing or wrong token%s\n",
+            token.empty() ? " (set LAMPYR_ADMIN_TOKEN or pass --token)" : "");
+    return kFailed;
+  }
+  const bool reload_answer = path == "/reload" && (resp.status == 200 || resp.status == 409) && parsed &&
+                             v.isObject() && v.isMember("results");
+  if (resp.status / 100 != 2 && !reload_answer) {
+    std::string why = parsed && v.isObject() && v["error"].isString() ? v["error"].asString() : resp.body;
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    fprintf(stderr, "lampyrctl: HTTP %d: %s\n", resp.status, why.c_str());
+    return kFailed;
+  }
+  if (!parsed) {
+    fprintf(stderr, "lampyrctl: the answer is not JSON: %s\n", resp.body.c_str());
+    return kFailed;
+  }
+  if (json) printf("%s\n", Pretty(v).c_str());
+
+  if (cmd == "status") {
+    if (!json) PrintStatus(v);
+    return kOk;
+  }
+  if (cmd == "reload") {
+    bool ok = json ? (resp.status == 200 && v.get("ok", false).asBool()) : PrintReload(v);
+    if (resp.status == 409) ok = false;
+    if (!ok && json) fprintf(stderr, "lampyrctl: reload refused\n");
+    return ok ? kOk : kRefused;
+  }
+  if (!json) {
+    std::string msg = v.isObject() && v["message"].isString() ? v["message"].asString() : "ok";
+    printf("%s\n", msg.c_str());
+  }
+  return kOk;
+}
