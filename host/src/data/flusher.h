@@ -1,0 +1,65 @@
+// Flusher: the write-behind thread. Every flush_interval_ms it writes the
+// records in the writer's queue to MySQL — the cached copy when memcached has
+// one (it includes other processes' updates), else the queue's own data — in
+// batches of multi-row upserts and deletes, one transaction per batch. Then
+// it clears each cached record's dirty flag by CAS (so an update that came in
+// meanwhile stays dirty) and drops queue entries whose change it wrote.
+//
+// Flushes of all processes sharing a database are serialized by a MySQL
+// named lock: a flusher reads the cache only after the previous one
+// committed, so MySQL never goes back to an older copy.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "data/engine_core.h"
+
+namespace lampyr::data {
+
+class Flusher : NonCopyable {
+ public:
+  Flusher(EngineCore* core, std::unique_ptr<WorkerCtx> ctx, uint32_t interval_ms, uint32_t batch);
+  ~Flusher();
+
+  void Start();
+  // Flushes everything now and waits for the result (tests, admin).
+  Status FlushNow();
+  // Graceful stop: keeps flushing (retrying MySQL with backoff) until the
+  // queue is empty or `timeout_s` passed, then joins. Returns how many
+  // records were left unflushed (they stay dirty in memcached and listed in
+  // the dirty index for the next start).
+  size_t Stop(double timeout_s);
+
+ private:
+  struct Item;
+  void Run();
+  void RunLoop();
+  Status FlushAll();
+  Status FlushBatch(std::vector<Item>& items);
+  Status WriteRows(std::vector<Item>& items);
+
+  EngineCore* core_;
+  std::unique_ptr<WorkerCtx> w_;
+  const uint32_t interval_ms_;
+  const uint32_t batch_;
+  const std::string lock_name_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  double stop_timeout_s_ = 0;
+  uint64_t requested_ = 0;  // FlushNow generations
+  uint64_t completed_ = 0;
+  Status last_;
+  size_t left_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace lampyr::data

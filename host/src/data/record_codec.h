@@ -1,0 +1,61 @@
+// Record values and their byte encoding in memcached (docs/data.md, "Cache
+// encoding"). The encoding is versioned and binary-safe: every value is
+// length-prefixed, so quotes, backslashes, NUL bytes and any UTF-8 survive.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lampyr::data {
+
+// A column value: nullopt is SQL NULL, otherwise the value's bytes as MySQL
+// prints them (integers in decimal, blobs raw).
+using Value = std::optional<std::string>;
+// A row: column name -> value. A full row holds every column of its table.
+using Row = std::map<std::string, Value>;
+
+// One cached record. `version` counts updates since the record was loaded
+// into the cache; `dirty` = the cache holds changes MySQL has not seen yet;
+// `deleted` = a tombstone (a remove, flushed as DELETE).
+struct CachedRecord {
+  uint64_t version = 0;
+  bool dirty = false;
+  bool deleted = false;
+  Row row;
+};
+
+// Format 1: "LR" 0x01 flags:u8 version:u64 ncols:u16
+//           { name_len:u16 name null:u8 value_len:u32 value }*   (big-endian)
+std::string EncodeRecord(const CachedRecord& rec);
+bool DecodeRecord(std::string_view bytes, CachedRecord* out);
+
+// A chunked head: records larger than one memcached item are stored as a head
+// plus `chunks` immutable items named ChunkKey(key, token, i).
+// Format 1: "LC" 0x01 token:u64 chunks:u16 total:u32
+struct ChunkHead {
+  uint64_t token = 0;
+  uint16_t chunks = 0;
+  uint32_t total = 0;
+};
+std::string EncodeChunkHead(const ChunkHead& h);
+bool DecodeChunkHead(std::string_view bytes, ChunkHead* out);
+bool IsChunkHead(std::string_view bytes);
+std::string ChunkKey(const std::string& key, uint64_t token, unsigned index);
+
+// A cached foreign-key list: the primary keys of the rows whose fk column
+// holds one value. Format 1: "LF" 0x01 count:u32 { len:u16 pk }*
+std::string EncodePkList(const std::vector<std::string>& pks);
+bool DecodePkList(std::string_view bytes, std::vector<std::string>* out);
+
+// Key-safe form of a value: [A-Za-z0-9_.-] kept, every other byte %XX.
+std::string EscapeKeyPart(std::string_view s);
+bool UnescapeKeyPart(std::string_view s, std::string* out);
+
+// FNV-1a 64: stable across processes and builds (index shard choice).
+uint64_t Fnv1a(std::string_view s);
+
+}  // namespace lampyr::data
