@@ -194,3 +194,62 @@ inline int Shell(const std::string& cmd) { return system(cmd.c_str()); }
 inline std::string ServicesScript() { return std::string(LAMPYR_SOURCE_DIR) + "/scripts/services.sh"; }
 
 }  // namespace lampyr::data::testing
+
+namespace lampyr::data::testing {
+
+// Runs `body` in a forked child process (a real second process with its own
+// engine, connections and threads); the child exits with body's result.
+// Fork before the parent starts any engine: the parent must have no threads.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int rc = 1;
+    try {
+      rc = body();
+    } catch (...) {
+      rc = 3;
+    }
+    _exit(rc);
+  }
+  return pid;
+}
+
+// Exit code of `pid`, or -1 when it did not exit within `timeout_s` (it is
+// then killed).
+inline int WaitChild(pid_t pid, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(timeout_s * 1000));
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(20 * 1000);
+  }
+}
+
+// Issues `total` operations with at most `window` in flight on `loop`, then
+// quits it. `op(i, done)` starts operation i and calls done(ok) when it ends.
+inline void RunWindowed(EventLoop& loop, int total, int window,
+                        const std::function<void(int, std::function<void(bool)>)>& op, int* failures) {
+  int next = 0, finished = 0;
+  std::function<void()> issue = [&] {
+    const int i = next++;
+    op(i, [&](bool ok) {
+      if (!ok) ++*failures;
+      if (++finished == total) {
+        loop.Quit();
+        return;
+      }
+      if (next < total) issue();
+    });
+  };
+  for (int i = 0; i < window && next < total; ++i) issue();
+  if (total > 0) loop.Run();
+}
+
+}  // namespace lampyr::data::testing
