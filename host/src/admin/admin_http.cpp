@@ -77,6 +77,23 @@ std::string PeerOf(evhttp_request* req) {
   return std::string(addr ? addr : "?") + ":" + std::to_string(port);
 }
 
+// jsoncpp's multi-line "* Line 1, Column 11\n  Syntax error: ..." as one line.
+std::string OneLine(const std::string& errs) {
+  std::string out;
+  bool space = false;
+  for (char c : errs) {
+    if (c == '\n' || c == ' ' || c == '\t') {
+      space = !out.empty();
+      continue;
+    }
+    if (c == '*' && out.empty()) continue;
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string AdminJsonText(const Json::Value& v) {
@@ -269,9 +286,7 @@ void AdminHttp::Handle(evhttp_request* req) {
     std::unique_ptr<Json::CharReader> reader(b.newCharReader());
     std::string errs;
     if (!reader->parse(r.body.data(), r.body.data() + r.body.size(), &r.json, &errs)) {
-      while (!errs.empty() && (errs.back() == '\n' || errs.back() == ' ')) errs.pop_back();
-      for (char& c : errs) if (c == '\n') c = ' ';
-      SendJson(req, 400, ErrorBody("invalid JSON body: " + errs));
+      SendJson(req, 400, ErrorBody("invalid JSON body: " + OneLine(errs)));
       return;
     }
   }
