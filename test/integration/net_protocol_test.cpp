@@ -329,6 +329,40 @@ TEST_F(NetProtocolTest, IdleSessionIsClosed) {
   ExpectEcho(fresh.get(), "the server still serves");
 }
 
+TEST_F(NetProtocolTest, TricklingClientIsClosed) {
+  // Slowloris: one byte of a never-ending frame every 200 ms is never silent
+  // for idle_timeout_s, but a frame must not take longer than that to arrive.
+  ASSERT_NO_FATAL_FAILURE(StartServer("{\"idle_timeout_s\": 1}"));
+  auto c = Connect();
+  const std::string frame = EncodeFrame({}, kEcho, std::string(1000, 't'));
+  bool closed = false;
+  for (size_t i = 0; i < 50 && !closed; ++i) {  // 10 s: ten times the timeout
+    closed = !c->SendRaw(frame.substr(i, 1)).ok() || c->WaitClosed(200);
+  }
+  EXPECT_TRUE(closed) << "a client trickling one byte at a time was never closed";
+  EXPECT_TRUE(OutputContains("closed: slow_frame")) << ServerOutput();
+}
+
+TEST_F(NetProtocolTest, SlowButSteadyLargeRequestsAreNotCutOff) {
+  // Pipelined frames that keep arriving mid-frame are progress, not a trickle.
+  ASSERT_NO_FATAL_FAILURE(StartServer("{\"idle_timeout_s\": 1, \"max_body\": 100000}"));
+  auto c = Connect();
+  const std::string frame = EncodeFrame({}, kEcho, std::string(1000, 's'));
+  std::string stream;
+  for (int i = 0; i < 12; ++i) stream += frame;
+  // 12 frames over ~2.4 s, cut so that every write ends inside a frame.
+  const size_t step = stream.size() / 12 + 7;
+  for (size_t off = 0; off < stream.size(); off += step) {
+    ASSERT_TRUE(c->SendRaw(stream.substr(off, step)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (int i = 0; i < 12; ++i) {
+    Frame f;
+    Status s = c->Receive(&f);
+    ASSERT_TRUE(s.ok()) << "reply " << i << ": " << s.message();
+  }
+}
+
 TEST_F(NetProtocolTest, ActiveSessionOutlivesTheIdleTimeout) {
   ASSERT_NO_FATAL_FAILURE(StartServer("{\"idle_timeout_s\": 1, \"heartbeat_command\": 7}"));
   auto c = Connect();

@@ -4,6 +4,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "core/event_loop.h"
 #include "core/log.h"
 #include "net/frame_codec.h"
 #include "net/net_server.h"
@@ -36,6 +37,8 @@ void Session::ReadFrames() {
   in_read_ = true;
   evbuffer* in = bufferevent_get_input(bev_);
   const net::FrameLimits& limits = server_->limits();
+  bool partial = false;     // stopped inside a frame, waiting for its bytes
+  bool progressed = false;  // at least one whole frame was handled
   while (!closing_) {
     if (inflight() >= server_->protocol().max_inflight) {
       // Backpressure: stop reading until handlers catch up. The kernel's
@@ -57,20 +60,46 @@ void Session::ReadFrames() {
     } else {
       err = net::ParseHeader(hdr, limits, &h);
     }
-    if (err == FrameError::kNeedMore) break;
+    if (err == FrameError::kNeedMore) {
+      partial = true;
+      break;
+    }
     if (err != FrameError::kOk) {
       server_->OnSessionError(this, net::FrameErrorName(err), /*flush=*/true);
       break;
     }
     size_t total = kHeaderSize + h.body_len;
-    if (len < total) break;
+    if (len < total) {
+      partial = true;
+      break;
+    }
     const uint8_t* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(total));
     uint32_t seq = next_seq_++;
     server_->OnFrame(this, seq, h.command,
                      std::string_view(reinterpret_cast<const char*>(p) + kHeaderSize, h.body_len));
     evbuffer_drain(in, total);
+    progressed = true;
   }
+  if (!closing_) CheckFrameProgress(partial, progressed);
   in_read_ = false;
+}
+
+void Session::CheckFrameProgress(bool partial, bool progressed) {
+  // The idle timer only sees silence; a slowloris client that trickles a
+  // byte now and then never goes silent. So a frame, too, must arrive whole
+  // within idle_timeout_s of the read that left it incomplete. Checked on
+  // reads only: a client that stops sending altogether hits the idle timer.
+  const uint32_t limit_s = server_->protocol().idle_timeout_s;
+  if (!partial || limit_s == 0) {
+    partial_since_us_ = 0;
+    return;
+  }
+  const int64_t now = EventLoop::NowMicros();
+  if (progressed || partial_since_us_ == 0) {
+    partial_since_us_ = now;
+    return;
+  }
+  if (now - partial_since_us_ > int64_t{limit_s} * 1000000) server_->OnSessionError(this, "slow_frame");
 }
 
 void Session::Answer(uint32_t seq, uint32_t command, std::string_view body, bool declined) {

@@ -51,6 +51,7 @@ class Session : NonCopyable {
   static void OnEvent(bufferevent* bev, short what, void* arg);
   void ReadFrames();
   void CheckOutputCap();
+  void CheckFrameProgress(bool partial, bool progressed);
   uint32_t inflight() const { return next_seq_ - next_reply_seq_; }
 
   NetServer* server_;
@@ -69,6 +70,7 @@ class Session : NonCopyable {
   const char* close_reason_ = "";
   bool read_paused_ = false;
   bool in_read_ = false;
+  int64_t partial_since_us_ = 0;  // when the current incomplete frame stalled
   std::vector<std::string> groups_;
 };
 
