@@ -40,13 +40,28 @@ void MetricsRegistry::Remove(const std::string& name, const std::string& labels)
   }
 }
 
+namespace {
+// The exposition format needs `\` and line feeds in HELP escaped; help text
+// may come from plugins, and one raw newline would break the whole scrape.
+std::string EscapeHelp(const std::string& help) {
+  std::string out;
+  out.reserve(help.size());
+  for (char c : help) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+}  // namespace
+
 std::string MetricsRegistry::RenderPrometheus() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out.reserve(families_.size() * 128);
   for (const auto& [name, f] : families_) {
     if (f.counters.empty() && f.gauges.empty()) continue;
-    out += "# HELP " + name + " " + f.help + "\n";
+    out += "# HELP " + name + " " + EscapeHelp(f.help) + "\n";
     out += "# TYPE " + name + (f.is_counter ? " counter\n" : " gauge\n");
     auto series = [&](const std::string& labels, const std::string& value) {
       out += name;
