@@ -63,8 +63,9 @@ std::string MetricsRegistry::RenderPrometheus() const {
     if (f.counters.empty() && f.gauges.empty()) continue;
     out += "# HELP " + name + " " + EscapeHelp(f.help) + "\n";
     out += "# TYPE " + name + (f.is_counter ? " counter\n" : " gauge\n");
-    auto series = [&](const std::string& labels, const std::string& value) {
-      out += name;
+    // Captured by an init-capture: clang 14 cannot capture structured bindings.
+    auto series = [&out, &family = name](const std::string& labels, const std::string& value) {
+      out += family;
       if (!labels.empty()) out += "{" + labels + "}";
       out += " " + value + "\n";
     };
