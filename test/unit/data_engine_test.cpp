@@ -200,6 +200,48 @@ TEST_F(DataEngineTest, UnknownTableOrColumnIsAClearErrorAndChangesNothing) {
   EXPECT_EQ(engine_->dirty_count(), 0u);
 }
 
+TEST_F(DataEngineTest, ValuesMysqlWouldRefuseAreRefusedBeforeTheyAreAcknowledged) {
+  sql_.Exec("INSERT INTO " + T() + " (id, n, name) VALUES (1, 5, 'ok')");
+  const std::vector<std::pair<Row, std::string>> bad = {
+      {{{"n", "12abc"}}, "expects an integer"},
+      {{{"n", "99999999999999999999"}}, "expects an integer"},
+      {{{"n", std::nullopt}}, "cannot be NULL"},
+      {{{"name", std::string(201, 'x')}}, "at most 200 characters"},
+      {{{"name", "bad \xC3\x28 utf8"}}, "valid UTF-8"},
+  };
+  for (const auto& [fields, why] : bad) {
+    Status s = SyncUpdate(loop_, *engine_, T(), "1", fields);
+    EXPECT_FALSE(s.ok()) << why;
+    EXPECT_NE(s.message().find(why), std::string::npos) << s.message();
+  }
+  // 200 four-byte characters are 200 characters, not 800.
+  std::string emoji;
+  for (int i = 0; i < 200; ++i) emoji += "\xF0\x9F\x94\xA5";
+  ASSERT_TRUE(SyncUpdate(loop_, *engine_, T(), "1", {{"name", emoji}, {"n", "-9223372036854775808"}}).ok());
+  ASSERT_TRUE(engine_->FlushNow().ok());
+  EXPECT_EQ(Mysql("name", "1"), emoji);
+  EXPECT_EQ(Mysql("n", "1"), "-9223372036854775808");
+  EXPECT_EQ(engine_->dirty_count(), 0u);
+}
+
+TEST_F(DataEngineTest, CleanRecordsLeaveTheCacheWhenIdleDirtyOnesStay) {
+  engine_->Stop();
+  Config c = config_;
+  c.db.idle_evict_s = 1;
+  engine_ = std::make_unique<DataEngine>(&loop_, c, DataOptions{.writer_id = "test-" + RandomTag()});
+  ASSERT_TRUE(engine_->Start().ok());
+  sql_.Exec("INSERT INTO " + T() + " (id, name) VALUES (1, 'a'), (2, 'b')");
+  EXPECT_EQ(Field(SyncGet(loop_, *engine_, T(), "1").row, "name"), "a");  // cached, clean
+  ASSERT_TRUE(SyncUpdate(loop_, *engine_, T(), "2", {{"name", "dirty"}}).ok());
+  sql_.Exec("UPDATE " + T() + " SET name = CONCAT(name, '+') ");
+  // memcached expires with one-second granularity: 3 s is past any rounding.
+  usleep(3000 * 1000);
+  EXPECT_EQ(Field(SyncGet(loop_, *engine_, T(), "1").row, "name"), "a+") << "clean record was not evicted";
+  EXPECT_EQ(Field(SyncGet(loop_, *engine_, T(), "2").row, "name"), "dirty") << "dirty record was evicted";
+  ASSERT_TRUE(engine_->FlushNow().ok());
+  EXPECT_EQ(Mysql("name", "2"), "dirty");
+}
+
 TEST(DataEngineStart, RefusesTablesThatDoNotMatchTheConfig) {
   log::SetLevel(log::Level::kError);
   Sql sql;

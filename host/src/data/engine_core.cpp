@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/event_loop.h"
 #include "core/log.h"
 #include "data/table_sql.h"
 
@@ -97,6 +98,20 @@ void EngineCore::ForgetStaleCopies(McClient* mc) {
   }
 }
 
+void EngineCore::Touched(McClient* mc, const std::string& key, bool refresh) {
+  const int64_t now = EventLoop::NowMicros();
+  const int64_t every = static_cast<int64_t>(idle_exptime_) * 1000000 / 4;
+  {
+    std::lock_guard<std::mutex> lk(touch_mu_);
+    if (touched_.size() > 100000) touched_.clear();
+    int64_t& last = touched_[key];
+    const bool due = now - last >= every;
+    last = now;
+    if (!refresh || !due) return;
+  }
+  mc->Touch(key, idle_exptime_);
+}
+
 Status EngineCore::CheckKey(const std::string& key) const {
   if (key.size() > KeySpace::kMaxKey) return Status::Error("data: primary key too long for a cache key");
   return Status::OK();
@@ -150,6 +165,7 @@ Status EngineCore::Get(WorkerCtx& w, const TableSchema& t, const std::string& pk
     McResult r = Note(CacheStore::Read(w.mc.get(), key, &slot), w.mc.get());
     if (r == McResult::kOk) {
       metrics_.hits->Inc();
+      if (!slot.rec.dirty) Touched(w.mc.get(), key, true);
       if (slot.rec.deleted) out->reset();
       else *out = std::move(slot.rec.row);
       return Status::OK();
@@ -166,6 +182,7 @@ Status EngineCore::Get(WorkerCtx& w, const TableSchema& t, const std::string& pk
     if (rec.dirty) queue_.EnsureListed(w.mc.get(), key, t.name, pk, /*force=*/true);
     McResult a = Note(CacheStore::Add(w.mc.get(), key, rec, rec.dirty ? 0 : idle_exptime_), w.mc.get());
     if (a == McResult::kNotStored || a == McResult::kExists) continue;  // someone cached it first: read theirs
+    if (a == McResult::kOk) Touched(w.mc.get(), key, false);
     if (rec.deleted) out->reset();
     else *out = std::move(rec.row);
     return Status::OK();

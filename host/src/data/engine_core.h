@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,9 @@ class EngineCore : NonCopyable {
                   bool load_if_absent);
   Status SelectFkList(WorkerCtx& w, const TableSchema& t, const std::string& fk, std::vector<std::string>* pks);
   void MarkStale(const std::string& key);
+  // Clean records expire idle_evict_s after their last use: reads push the
+  // expiry out (at most every idle_evict_s/4 per key, to keep reads cheap).
+  void Touched(McClient* mc, const std::string& key, bool refresh);
   McResult Note(McResult r, McClient* mc);
 
   DbConfig db_;
@@ -126,6 +130,8 @@ class EngineCore : NonCopyable {
   Health mc_health_;
   Health mysql_health_;
   uint32_t idle_exptime_;
+  std::mutex touch_mu_;
+  std::unordered_map<std::string, int64_t> touched_;
   std::mutex stale_mu_;
   std::set<std::string> stale_;
   std::atomic<bool> have_stale_{false};

@@ -39,7 +39,8 @@ Status Schema::Load(MysqlSession* session, const std::string& db, const std::map
     }
     std::vector<std::vector<Value>> rows;
     Status s = session->Query(
-        "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS "
+        "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, IS_NULLABLE, COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, "
+        "COLUMN_DEFAULT IS NOT NULL FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
         {db, name}, &rows);
     if (!s.ok()) return s;
@@ -57,6 +58,14 @@ Status Schema::Load(MysqlSession* session, const std::string& db, const std::map
       c.name = r[0].value_or("");
       c.type = r[1].value_or("");
       c.auto_increment = r[2].value_or("").find("auto_increment") != std::string::npos;
+      c.nullable = r[3].value_or("YES") == "YES";
+      c.is_unsigned = r[4].value_or("").find("unsigned") != std::string::npos;
+      try {
+        c.max_length = r[5] ? std::stoull(*r[5]) : 0;
+      } catch (...) {
+        c.max_length = 0;
+      }
+      c.has_default = r[6].value_or("0") == "1";
       if (!PlainIdentifier(c.name)) {
         fail(path + ": column \"" + c.name + "\" is not a plain identifier");
         continue;
@@ -95,7 +104,71 @@ const TableSchema* Schema::Find(const std::string& table, Status* status) const 
 
 Status Schema::CheckColumns(const TableSchema& t, const Row& row) {
   for (const auto& [name, v] : row) {
-    if (!t.Has(name)) return Status::Error("data: unknown column \"" + name + "\" in table " + t.name);
+    auto it = t.index.find(name);
+    if (it == t.index.end()) return Status::Error("data: unknown column \"" + name + "\" in table " + t.name);
+    if (Status s = CheckValue(t, t.columns[it->second], v); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+namespace {
+
+bool IsTextType(const std::string& type) {
+  return type == "char" || type == "varchar" || type == "tinytext" || type == "text" || type == "mediumtext" ||
+         type == "longtext" || type == "enum" || type == "set" || type == "json";
+}
+
+// Counts code points; false for malformed UTF-8 (MySQL strict mode refuses it).
+bool Utf8Length(const std::string& s, uint64_t* n) {
+  *n = 0;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += len;
+    ++*n;
+  }
+  return true;
+}
+
+bool IntegerInRange(const std::string& v, const std::string& type, bool is_unsigned) {
+  size_t i = 0;
+  bool neg = false;
+  if (i < v.size() && (v[i] == '-' || v[i] == '+')) neg = v[i++] == '-';
+  if (i == v.size() || v.size() - i > 20) return false;
+  unsigned __int128 mag = 0;
+  for (; i < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return false;
+    mag = mag * 10 + static_cast<unsigned>(v[i] - '0');
+  }
+  int bits = type == "tinyint" ? 8 : type == "smallint" ? 16 : type == "mediumint" ? 24 : type == "int" ? 32 : 64;
+  if (is_unsigned) return (!neg || mag == 0) && mag <= ((static_cast<unsigned __int128>(1) << bits) - 1);
+  const unsigned __int128 limit = static_cast<unsigned __int128>(1) << (bits - 1);
+  return neg ? mag <= limit : mag < limit;
+}
+
+}  // namespace
+
+Status Schema::CheckValue(const TableSchema& t, const ColumnInfo& c, const Value& v) {
+  const std::string where = t.name + "." + c.name;
+  if (!v) {
+    if (!c.nullable && !c.auto_increment) return Status::Error("data: " + where + " cannot be NULL");
+    return Status::OK();
+  }
+  const std::string& type = c.type;
+  if (type == "tinyint" || type == "smallint" || type == "mediumint" || type == "int" || type == "bigint") {
+    if (!IntegerInRange(*v, type, c.is_unsigned))
+      return Status::Error("data: " + where + " expects an integer in " + (c.is_unsigned ? "unsigned " : "") + type +
+                           " range");
+  } else if (IsTextType(type)) {
+    uint64_t n = 0;
+    if (!Utf8Length(*v, &n)) return Status::Error("data: " + where + " expects valid UTF-8 text");
+    if (c.max_length && n > c.max_length)
+      return Status::Error("data: " + where + " holds at most " + std::to_string(c.max_length) + " characters");
+  } else if (c.max_length && v->size() > c.max_length) {
+    return Status::Error("data: " + where + " holds at most " + std::to_string(c.max_length) + " bytes");
   }
   return Status::OK();
 }

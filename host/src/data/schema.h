@@ -20,6 +20,12 @@ struct ColumnInfo {
   std::string name;
   std::string type;  // information_schema DATA_TYPE: int, bigint, varchar, longblob, ...
   bool auto_increment = false;
+  bool nullable = true;
+  bool is_unsigned = false;
+  bool has_default = false;
+  // CHARACTER_MAXIMUM_LENGTH: characters for text types, bytes for binary
+  // ones; 0 = not a string type.
+  uint64_t max_length = 0;
 };
 
 struct TableSchema {
@@ -44,8 +50,12 @@ class Schema {
 
   // Null with a clear Status for a table that is not declared.
   const TableSchema* Find(const std::string& table, Status* status) const;
-  // Every column of `row` must exist in `t`.
+  // Every column of `row` must exist in `t`, and every value must be one
+  // MySQL will store as given (integers in range, text valid UTF-8 within
+  // its length, no NULL in a NOT NULL column): a write the cache accepted
+  // must never be refused later by the flush.
   static Status CheckColumns(const TableSchema& t, const Row& row);
+  static Status CheckValue(const TableSchema& t, const ColumnInfo& c, const Value& v);
 
   const std::map<std::string, TableSchema>& tables() const { return tables_; }
 
