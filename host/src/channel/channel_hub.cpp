@@ -103,8 +103,14 @@ Status ChannelHub::Listen(const std::string& host, uint16_t port) {
   int len = sizeof ss;
   std::string spec = host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
                                                           : host + ":" + std::to_string(port);
-  if (evutil_parse_sockaddr_port(spec.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+  // libevent refuses port 0 ("any free port", for tests): parse with 1, then clear it.
+  std::string parse_spec = port != 0 ? spec : spec.substr(0, spec.size() - 1) + "1";
+  if (evutil_parse_sockaddr_port(parse_spec.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
     return Status::Error("bad channel listen address " + spec);
+  if (port == 0) {
+    if (ss.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = 0;
+    else reinterpret_cast<sockaddr_in*>(&ss)->sin_port = 0;
+  }
   listener_ = evconnlistener_new_bind(loop_->base(), &ChannelHub::OnAccept, this,
                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
                                       reinterpret_cast<sockaddr*>(&ss), len);
@@ -226,7 +232,8 @@ void ChannelHub::OnLinkClosed(Link* link, const std::string& reason, bool auth) 
     m_links_->Add(-1);
     was_up = true;
   }
-  if (auth) {
+  // Every inbound peer that never authenticated counts, whoever hung up.
+  if (auth || (!was_up && link->direction() == Link::Direction::kIn)) {
     Metrics()
         .GetCounter("lampyr_channel_auth_rejected_total", "Peers dropped during the handshake")
         ->Inc();

@@ -243,8 +243,8 @@ void ReadServer(Reader& r, const Json::Value& v, const std::string& name, const 
       r.Error(bp, "expected object of handler name -> command id");
     } else {
       for (const auto& key : b.getMemberNames()) {
-        if (key != "echo") {
-          r.Error(Join(bp, key), "unknown built-in handler (known: echo)");
+        if (key != "echo" && key != "push_echo" && key != "sleep") {
+          r.Error(Join(bp, key), "unknown built-in handler (known: echo, push_echo, sleep)");
           continue;
         }
         uint32_t cmd = 0;
@@ -406,7 +406,7 @@ void Validate(Reader& r, Config* c) {
       if (!roots.count(s.forward))
         r.Error(Join(path, "forward"), "must name a server in this server's remoteport (\"" + s.forward + "\")");
     }
-    if (!s.builtins.empty() && s.netport == 0) r.Error(Join(path, "builtins"), "needs a netport");
+    // Built-ins also serve requests forwarded over channels, so any server may have them.
     for (size_t i = 0; i < s.plugins.size(); ++i) {
       if (!c->plugins.count(s.plugins[i]))
         r.Error(Index(Join(path, "plugins"), static_cast<unsigned>(i)),

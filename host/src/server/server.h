@@ -15,6 +15,8 @@
 namespace lampyr {
 
 class NetServer;
+class ChannelHub;
+class Forwarder;
 class AdminHttp;
 
 class Server : NonCopyable {
@@ -32,6 +34,9 @@ class Server : NonCopyable {
   EventLoop* loop() { return &loop_; }
   CommandTable* commands() { return &commands_; }
   NetServer* net() { return net_.get(); }
+  // Null when the server has no channel links (no rootport, remoteport or master).
+  ChannelHub* channels() { return hub_.get(); }
+  Forwarder* forwarder() { return forwarder_.get(); }
   AdminHttp* admin() { return admin_.get(); }  // null without servers.<name>.webport
   const ServerConfig& server_config() const { return *self_; }
   const Config& config() const { return config_; }
@@ -44,6 +49,8 @@ class Server : NonCopyable {
   EventLoop loop_;
   CommandTable commands_;
   std::unique_ptr<NetServer> net_;
+  std::unique_ptr<ChannelHub> hub_;
+  std::unique_ptr<Forwarder> forwarder_;  // after hub_: destroyed before it
   bool stopping_ = false;
   std::unique_ptr<AdminHttp> admin_;  // last: destroyed first, before what its routes use
 };
