@@ -9,6 +9,7 @@ PACKAGES=(
   libmemcached-dev libmysqlcppconn-dev libgtest-dev libgmock-dev
   memcached mariadb-server mariadb-client libmemcached-tools
   iproute2 procps
+  libssl-dev
 )
 
 missing=()
