@@ -9,6 +9,7 @@
 #include "channel/channel_hub.h"
 #include "channel/forwarder.h"
 #include "core/log.h"
+#include "data/data_engine.h"
 #include "net/net_server.h"
 
 namespace lampyr {
@@ -48,6 +49,13 @@ void Server::InstallBuiltins() {
 Status Server::Start() {
   if (!self_) return Status::Error("no such server in config");
   InstallBuiltins();
+  if (self_->db) {
+    // The server name names this writer's dirty index, so a restarted server
+    // flushes what a crashed one left behind.
+    data_ = std::make_unique<data::DataEngine>(&loop_, config_, data::DataOptions{.writer_id = self_->name});
+    Status s = data_->Start();
+    if (!s.ok()) return s;
+  }
   if (self_->netport != 0) {
     net_ = std::make_unique<NetServer>(&loop_, config_.protocol, &commands_, self_->node_id);
     Status s = net_->Listen(self_->host, self_->netport);

@@ -18,6 +18,9 @@ class NetServer;
 class ChannelHub;
 class Forwarder;
 class AdminHttp;
+namespace data {
+class DataEngine;
+}
 
 class Server : NonCopyable {
  public:
@@ -38,6 +41,8 @@ class Server : NonCopyable {
   ChannelHub* channels() { return hub_.get(); }
   Forwarder* forwarder() { return forwarder_.get(); }
   AdminHttp* admin() { return admin_.get(); }  // null without servers.<name>.webport
+  // The data layer (docs/data.md); null unless servers.<name>.db is true.
+  data::DataEngine* data() { return data_.get(); }
   const ServerConfig& server_config() const { return *self_; }
   const Config& config() const { return config_; }
 
@@ -48,6 +53,8 @@ class Server : NonCopyable {
   const ServerConfig* self_;
   EventLoop loop_;
   CommandTable commands_;
+  // Before everything that may use it: destroyed (flushing) after them.
+  std::unique_ptr<data::DataEngine> data_;
   std::unique_ptr<NetServer> net_;
   std::unique_ptr<ChannelHub> hub_;
   std::unique_ptr<Forwarder> forwarder_;  // after hub_: destroyed before it
