@@ -246,7 +246,12 @@ void ChannelHub::OnLinkClosed(Link* link, const std::string& reason, bool auth) 
     LOG_WARN("channel", "dropped node %s from %s during handshake: %s", peer.empty() ? "?" : peer.c_str(),
              link->address().c_str(), reason.c_str());
   } else {
-    LOG_DEBUG("channel", "link to %s (%s) failed: %s", peer.c_str(), link->address().c_str(), reason.c_str());
+    // Retries repeat the same failure: say it once, then only on change.
+    auto oit = outs_.find(peer);
+    if (oit != outs_.end() && oit->second.last_error == reason)
+      LOG_DEBUG("channel", "link to %s (%s) failed: %s", peer.c_str(), link->address().c_str(), reason.c_str());
+    else
+      LOG_WARN("channel", "link to %s (%s) failed: %s", peer.c_str(), link->address().c_str(), reason.c_str());
   }
   // Calls waiting on this hop fail now rather than at their timeout.
   std::vector<uint32_t> failed;
