@@ -365,6 +365,16 @@ TEST_F(ConfigTest, UnknownKeysAreWarningsNotErrors) {
   EXPECT_EQ(issues_[0].path, "servers.game1.colour");
 }
 
+// Found by fuzz_config: an empty key produced an issue with an empty path.
+TEST_F(ConfigTest, EmptyKeysStillHaveAPath) {
+  ASSERT_TRUE(Load(Edit(R"("tables":)", R"("": 1, "tables":)")).ok()) << Dump();
+  ASSERT_EQ(issues_.size(), 1u);
+  EXPECT_EQ(issues_[0].path, "\"\"");
+  EXPECT_FALSE(Load(Edit(R"("gate":  {)", R"("": {}, "gate":  {)")).ok());
+  EXPECT_TRUE(HasError("servers.\"\"", "server name")) << Dump();
+  for (const auto& i : issues_) EXPECT_FALSE(i.path.empty()) << i.ToString();
+}
+
 TEST_F(ConfigTest, CrossReferenceErrors) {
   EXPECT_FALSE(Load(Edit(R"("memcached": {"urls": ["127.0.0.1:11211"], "hostname": "game"},)", "")).ok());
   EXPECT_EQ(OnlyError().path, "servers.game1.mem");

@@ -20,7 +20,11 @@ const ServerConfig* Config::FindServer(std::string_view name) const {
 
 namespace {
 
-std::string Join(const std::string& base, const std::string& key) { return base.empty() ? key : base + "." + key; }
+// An empty key ({"": 1}) still gets a visible path: `""` (found by fuzz_config).
+std::string Join(const std::string& base, const std::string& key) {
+  const std::string k = key.empty() ? "\"\"" : key;
+  return base.empty() ? k : base + "." + k;
+}
 std::string Index(const std::string& base, unsigned i) { return base + "[" + std::to_string(i) + "]"; }
 
 // Walks the document, converting fields and collecting every problem with
