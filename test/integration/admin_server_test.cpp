@@ -4,6 +4,8 @@
 #include <json/reader.h>
 #include <sys/wait.h>
 
+#include <csignal>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -162,6 +164,22 @@ TEST_F(AdminServerTest, EnvironmentTokenOverridesTheConfig) {
   EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"nosuch\"}", kToken).status, 401);
   // Past authentication: the unknown plugin is what gets refused.
   EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"nosuch\"}", "env-token-456").status, 404);
+}
+
+TEST_F(AdminServerTest, ServerStopsCleanlyAfterAdminTraffic) {
+  StartGame();
+  EXPECT_EQ(Http("GET", "/status").status, 200);
+  EXPECT_EQ(Http("POST", "/reload", "{}").status, 401);
+  EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"x\"}", kToken).status, 404);
+  EXPECT_EQ(Http("GET", "/metrics").status, 200);
+  // An idle keep-alive connection is open while the server stops.
+  client::Client idle;
+  ASSERT_TRUE(idle.Connect("127.0.0.1", webport_).ok());
+  server_->Signal(SIGTERM);
+  int st = server_->Wait(10000);
+  ASSERT_GE(st, 0);
+  // Under ASan a leak or memory error at exit makes this non-zero.
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << test::ReadFile(dir_.path() + "/game1.out");
 }
 
 TEST_F(AdminServerTest, BusyWebportStopsTheServerWithAClearError) {
