@@ -480,6 +480,17 @@ TEST_F(ConfigTest, CheckNeverPrintsSecrets) {
     EXPECT_EQ(r.output.find(secret), std::string::npos) << secret << " leaked:\n" << r.output;
 }
 
+// Found by fuzz_config: jsoncpp throws on nesting beyond its stack limit,
+// which killed `lampyr --check` with an uncaught exception.
+TEST_F(ConfigTest, DeeplyNestedJsonIsAnErrorNotACrash) {
+  EXPECT_FALSE(Load(std::string(5000, '[')).ok());
+  EXPECT_EQ(OnlyError().path, "(document)");
+  Write(conf_, "{\"servers\": " + std::string(3000, '[') + std::string(3000, ']') + "}");
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("(document): invalid JSON"), std::string::npos) << r.output;
+}
+
 TEST_F(ConfigTest, CheckOfAMissingFileFails) {
   RunResult r = RunLampyr("--conf '" + tmp_.path() + "/absent.json' --check");
   EXPECT_NE(r.exit_code, 0) << r.output;

@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <json/reader.h>
+#include <json/value.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -441,7 +442,15 @@ Status ParseConfig(std::string_view text, const std::string& dir, Config* out, s
   builder["allowSpecialFloats"] = false;
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
   std::string errs;
-  if (!reader->parse(text.data(), text.data() + text.size(), &c.raw, &errs)) {
+  bool parsed = false;
+  try {
+    parsed = reader->parse(text.data(), text.data() + text.size(), &c.raw, &errs);
+  } catch (const Json::Exception& e) {
+    // jsoncpp throws instead of reporting for nesting deeper than its stack
+    // limit (found by fuzz_config: "[[[[..." crashed `lampyr --check`).
+    errs = e.what();
+  }
+  if (!parsed) {
     while (!errs.empty() && (errs.back() == '\n' || errs.back() == ' ')) errs.pop_back();
     r.Error("(document)", "invalid JSON: " + errs);
     return Status::Error("invalid config");
