@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <json/reader.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -111,6 +112,30 @@ TEST_F(AdminServerTest, StatusShowsThisServer) {
   EXPECT_EQ(s["sessions"].asInt(), 1);
   EXPECT_TRUE(s["plugins"].isArray());
   EXPECT_TRUE(s["links"].isArray());
+}
+
+TEST_F(AdminServerTest, StatusListsChannelLinks) {
+  const uint16_t rootport = test::FreePort();
+  webport_ = test::FreePort();
+  conf_ = dir_.path() + "/cluster.json";
+  test::WriteFile(conf_, "{\"master\": {\"cluster_secret\": \"s\"}, \"servers\": {\"gate\": {\"rootport\": " +
+                             std::to_string(rootport) + ", \"webport\": " + std::to_string(webport_) +
+                             "}, \"game1\": {\"remoteport\": [{\"rootname\": \"gate\"}]}}}");
+  auto gate = test::StartServer(conf_, "gate", webport_);
+  ASSERT_NE(gate, nullptr);
+  auto game = test::StartServer(conf_, "game1");
+  ASSERT_NE(game, nullptr);
+  // The link comes up on its own schedule: poll (bounded) until gate lists it.
+  Json::Value links;
+  for (int i = 0; i < 200; ++i) {
+    links = Parse(Http("GET", "/status").body)["servers"][0]["links"];
+    if (links.size() == 1 && links[0]["state"].asString() == "up") break;
+    usleep(50 * 1000);
+  }
+  ASSERT_EQ(links.size(), 1u) << links.toStyledString();
+  EXPECT_EQ(links[0]["peer"].asString(), "game1");
+  EXPECT_EQ(links[0]["state"].asString(), "up");
+  EXPECT_EQ(links[0]["direction"].asString(), "in");
 }
 
 TEST_F(AdminServerTest, MetricsArePrometheusText) {
