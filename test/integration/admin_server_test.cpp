@@ -264,6 +264,27 @@ TEST_F(AdminServerTest, CtlReportsHttpErrorsWithTheServersReason) {
   EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
 }
 
+TEST_F(AdminServerTest, CtlFindsTheApiAndTokenInTheConfig) {
+  StartGame();
+  // A config whose master admin API is this server's webport stands in for a master here.
+  const std::string conf = dir_.path() + "/ctl.json";
+  test::WriteFile(conf, std::string("{\"master\": {\"admin_token\": \"") + kToken + "\", \"webport\": " +
+                            std::to_string(webport_) + "}, \"servers\": {\"x\": {}}}");
+  std::vector<std::string> argv = {std::string(LAMPYR_BIN_DIR) + "/lampyrctl", "--conf", conf, "reload", "nosuch"};
+  const std::string file = dir_.path() + "/ctlconf.out";
+  auto p = Process::Start(argv, {"LAMPYR_ADMIN_TOKEN="}, file);
+  ASSERT_NE(p, nullptr);
+  int st = p->Wait(20000);
+  std::string out = test::ReadFile(file);
+  // Authenticated with the file's token: the unknown plugin is what is refused.
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 3) << out;
+  EXPECT_NE(out.find("does not run plugin 'nosuch'"), std::string::npos) << out;
+
+  std::string out2;
+  EXPECT_EQ(Ctl({"--conf", conf, "status"}, &out2), 2) << out2;  // --url and --conf together
+  EXPECT_NE(out2.find("--url and --conf"), std::string::npos) << out2;
+}
+
 TEST_F(AdminServerTest, CtlUsageAndConnectionErrors) {
   std::string out;
   webport_ = test::FreePort();  // nothing listens there
@@ -278,6 +299,17 @@ TEST_F(AdminServerTest, CtlUsageAndConnectionErrors) {
   EXPECT_EQ(Ctl({"status"}, &out), 3) << out;
   EXPECT_NE(out.find("cannot connect"), std::string::npos) << out;
   EXPECT_EQ(Ctl({"--help"}, &out), 0) << out;
+  EXPECT_EQ(Ctl({"status"}, &out, {}, ""), 3) << out;
+  // --conf errors are usage errors naming the problem.
+  test::WriteFile(dir_.path() + "/noweb.json", "{\"servers\": {\"x\": {}}}");
+  std::vector<std::string> argv = {std::string(LAMPYR_BIN_DIR) + "/lampyrctl", "--conf", dir_.path() + "/noweb.json",
+                                   "status"};
+  auto p = Process::Start(argv, {}, dir_.path() + "/noweb.out");
+  ASSERT_NE(p, nullptr);
+  int st = p->Wait(20000);
+  out = test::ReadFile(dir_.path() + "/noweb.out");
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << out;
+  EXPECT_NE(out.find("no master.webport"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -9,11 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "admin/http_client.h"
+#include "core/config.h"
 
 namespace {
 
@@ -24,7 +27,7 @@ constexpr int kFailed = 3;
 
 void Usage(FILE* out) {
   fprintf(out,
-          "usage: lampyrctl [--url URL] [--token T] [--json] [--timeout S] COMMAND\n"
+          "usage: lampyrctl [--url URL | --conf FILE] [--token T] [--json] [--timeout S] COMMAND\n"
           "commands:\n"
           "  status                      servers, plugins (version, generation, draining), links\n"
           "  reload [PLUGIN] [--server S] hot-reload one plugin or all, on one server or all\n"
@@ -33,8 +36,11 @@ void Usage(FILE* out) {
           "  metrics                     Prometheus metrics text\n"
           "options:\n"
           "  --url URL      admin API (default http://127.0.0.1:9998, env LAMPYR_ADMIN_URL)\n"
-          "  --token T      admin token for reload/stop/restart (default: env LAMPYR_ADMIN_TOKEN;\n"
-          "                 prefer the environment: arguments are visible to other users)\n"
+          "  --conf FILE    take the master's address (roothost:webport) and admin_token from the\n"
+          "                 cluster config instead\n"
+          "  --token T      admin token for reload/stop/restart (default: env LAMPYR_ADMIN_TOKEN,\n"
+          "                 then --conf's master.admin_token; prefer the environment or the file:\n"
+          "                 arguments are visible to other users)\n"
           "  --json         print the raw JSON answer\n"
           "  --timeout S    seconds to wait for an answer (default 60)\n"
           "exit status: 0 ok, 1 reload refused, 2 usage error, 3 connection/HTTP error\n");
@@ -149,6 +155,39 @@ bool PrintReload(const Json::Value& v) {
   return all_ok;
 }
 
+// Reads the master's admin address and token from a cluster config. Plugin
+// files need not exist here: lampyrctl may run on another machine.
+bool FromConfig(const std::string& file, std::string* url, std::string* token) {
+  std::ifstream in(file);
+  if (!in) {
+    fprintf(stderr, "lampyrctl: --conf: cannot read %s\n", file.c_str());
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  lampyr::Config config;
+  std::vector<lampyr::ConfigIssue> issues;
+  std::string dir = file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
+  lampyr::Status st = lampyr::ParseConfig(ss.str(), dir, &config, &issues, /*apply_env=*/true, /*check_files=*/false);
+  if (!st.ok()) {
+    for (const auto& i : issues)
+      if (!i.warning) fprintf(stderr, "%s: %s\n", file.c_str(), i.ToString().c_str());
+    fprintf(stderr, "lampyrctl: --conf: %s\n", st.message().c_str());
+    return false;
+  }
+  if (config.master.webport == 0) {
+    fprintf(stderr, "lampyrctl: --conf: %s has no master.webport; pass --url\n", file.c_str());
+    return false;
+  }
+  std::string host = config.master.roothost;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  *url = "http://" + host + ":" + std::to_string(config.master.webport);
+  *token = config.master.admin_token;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,7 +195,8 @@ int main(int argc, char** argv) {
   std::string token = getenv("LAMPYR_ADMIN_TOKEN") ? getenv("LAMPYR_ADMIN_TOKEN") : "";
   bool json = false;
   double timeout_s = 60;
-  std::string server;
+  std::string server, conf, token_arg;
+  bool url_given = false, token_given = false;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -170,8 +210,12 @@ int main(int argc, char** argv) {
     };
     if (a == "--url") {
       if (!value(&url)) return kUsage;
+      url_given = true;
+    } else if (a == "--conf") {
+      if (!value(&conf)) return kUsage;
     } else if (a == "--token") {
-      if (!value(&token)) return kUsage;
+      if (!value(&token_arg)) return kUsage;
+      token_given = true;
     } else if (a == "--server") {
       if (!value(&server)) return kUsage;
     } else if (a == "--timeout") {
@@ -200,6 +244,16 @@ int main(int argc, char** argv) {
     Usage(stderr);
     return kUsage;
   }
+  if (!conf.empty()) {
+    if (url_given) {
+      fprintf(stderr, "lampyrctl: --url and --conf both name the API; pass one\n");
+      return kUsage;
+    }
+    std::string conf_token;
+    if (!FromConfig(conf, &url, &conf_token)) return kUsage;
+    if (token.empty()) token = conf_token;  // the environment wins over the file
+  }
+  if (token_given) token = token_arg;
   const std::string cmd = args[0];
   std::string method = "GET", path, body;
   bool mutating = false;
