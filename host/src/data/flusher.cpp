@@ -1,6 +1,7 @@
 #include "data/flusher.h"
 
 #include <chrono>
+#include <future>
 #include <map>
 
 #include "core/event_loop.h"
@@ -30,9 +31,16 @@ struct Flusher::Item {
   bool written = false;
 };
 
+struct Flusher::Batch {
+  std::vector<Item> items;
+  bool mc_ok = true;  // memcached answered the read stage
+};
+
 Flusher::Flusher(EngineCore* core, std::unique_ptr<WorkerCtx> ctx, uint32_t interval_ms, uint32_t batch)
     : core_(core),
       w_(std::move(ctx)),
+      reader_mc_(w_->mc->Clone()),
+      quiet_(w_->mc->CloneQuiet()),
       interval_ms_(interval_ms),
       batch_(batch ? batch : 500),
       lock_name_("lampyr.flush." + core->db().db) {}
@@ -133,7 +141,8 @@ Status Flusher::FlushAll() {
   EngineCore& core = *core_;
   McClient* mc = w_->mc.get();
   core.ForgetStaleCopies(mc);
-  auto snapshot = core.queue().Snapshot();
+  const int64_t t0 = EventLoop::NowMicros();
+  auto snapshot = core.queue().Snapshot(/*with_rows=*/false);
   if (snapshot.empty()) {
     core.queue().CompactIndex(mc);
     return Status::OK();
@@ -147,42 +156,58 @@ Status Flusher::FlushAll() {
   core.mysql_health().Ok();
   if (rows.empty() || rows[0][0].value_or("0") != "1") return Status::Error("data: flush lock busy");
 
-  Status result;
-  std::vector<Item> batch;
+  std::vector<Batch> batches;
   for (size_t i = 0; i < snapshot.size(); ++i) {
+    if (i % batch_ == 0) batches.emplace_back();
     Item item;
-    item.key = snapshot[i].first;
+    item.key = std::move(snapshot[i].first);
     item.entry = std::move(snapshot[i].second);
     Status ignored;
     item.t = core.schema().Find(item.entry.table, &ignored);
-    batch.push_back(std::move(item));
-    if (batch.size() == batch_ || i + 1 == snapshot.size()) {
-      result = FlushBatch(batch);
-      batch.clear();
-      if (!result.ok()) break;
-    }
+    batches.back().items.push_back(std::move(item));
   }
+
+  // A three-stage pipeline: while MySQL writes batch i, another thread reads
+  // batch i+1 from memcached and a third clears batch i-1's dirty flags. The
+  // stages use different memcached handles; a batch's flags are cleared
+  // only after its commit.
+  auto read = [this](Batch* b) { ReadBatch(reader_mc_.get(), b); };
+  std::future<void> reading = std::async(std::launch::async, read, &batches[0]);
+  std::future<void> finishing;
+  Status result;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    reading.get();
+    if (i + 1 < batches.size()) reading = std::async(std::launch::async, read, &batches[i + 1]);
+    result = WriteBatch(&batches[i]);
+    if (!result.ok()) break;
+    if (finishing.valid()) finishing.get();
+    finishing = std::async(std::launch::async, [this, b = &batches[i]] { FinishBatch(b); });
+  }
+  if (reading.valid()) reading.get();
+  if (finishing.valid()) finishing.get();
+
   if (w_->mysql.connected()) {
     std::vector<std::vector<Value>> ignored;
     w_->mysql.Query("SELECT RELEASE_LOCK(?)", {lock_name_}, &ignored);
   }
   core.queue().CompactIndex(mc);
   core.metrics().dirty->Set(static_cast<int64_t>(core.queue().size()));
+  LOG_DEBUG("data", "flush of %zu records took %lld us: %s", snapshot.size(),
+            static_cast<long long>(EventLoop::NowMicros() - t0), result.ok() ? "ok" : result.message().c_str());
   return result;
 }
 
-Status Flusher::FlushBatch(std::vector<Item>& items) {
+void Flusher::ReadBatch(McClient* mc, Batch* batch) {
   EngineCore& core = *core_;
-  McClient* mc = w_->mc.get();
   std::vector<std::string> keys;
-  for (const auto& it : items) keys.push_back(it.key);
+  for (const auto& it : batch->items) keys.push_back(it.key);
   std::map<std::string, McItem> heads;
   bool mc_ok = mc->MultiGet(keys, &heads) == McResult::kOk;
   if (mc_ok) core.mc_health().Ok();
   else core.mc_health().Failed(mc->last_error());
   const int64_t now = EventLoop::NowMicros();
 
-  for (auto& it : items) {
+  for (auto& it : batch->items) {
     if (!it.t) {  // table no longer declared: nothing we can write
       it.source = Item::kNothing;
       continue;
@@ -196,20 +221,28 @@ Status Flusher::FlushBatch(std::vector<Item>& items) {
             it.source = Item::kCache;
             it.row = it.slot.rec.row;
             it.deleted = it.slot.rec.deleted;
-          } else if (it.entry.has_data && it.entry.version > it.slot.rec.version) {
-            // memcached lost our copy and someone reloaded an older one.
-            it.source = Item::kQueue;
-            it.overwrite_cache = true;
-          } else {
-            it.source = Item::kNothing;  // MySQL already has it
+            continue;
           }
-          if (it.source != Item::kQueue) continue;
+          if (!(it.entry.has_data && it.entry.version > it.slot.rec.version)) {
+            it.source = Item::kNothing;  // clean: MySQL already has it
+            continue;
+          }
+          // memcached lost our copy and someone reloaded an older one.
+          it.overwrite_cache = true;
         } else if (r == McResult::kDown) {
           mc_ok = false;
         }
       }
     }
     if (it.entry.has_data) {
+      // The snapshot carries no row data: fetch the entry now (it may have
+      // been replaced by a newer one, which is then what gets written).
+      auto fresh = core.queue().Find(it.key);
+      if (!fresh || !fresh->has_data) {
+        it.source = Item::kUnresolved;  // superseded meanwhile: next round
+        continue;
+      }
+      it.entry = std::move(*fresh);
       it.source = Item::kQueue;
       it.row = it.entry.row;
       it.deleted = it.entry.deleted;
@@ -219,41 +252,53 @@ Status Flusher::FlushBatch(std::vector<Item>& items) {
       it.source = Item::kUnresolved;
     }
   }
+  batch->mc_ok = mc_ok;
+}
 
+Status Flusher::WriteBatch(Batch* batch) {
+  EngineCore& core = *core_;
+  auto& items = batch->items;
   Status s = WriteRows(items);
-  if (!s.ok()) {
-    if (!w_->mysql.connected()) {
-      core.mysql_health().Failed(s.message());
-      return s;
-    }
-    // A server-side error (a value MySQL refuses): write row by row so one
-    // bad record does not hold back the others. Failing rows stay queued.
-    LOG_WARN("data", "batch flush refused (%s); retrying row by row", s.message().c_str());
-    for (auto& it : items) {
-      if (it.source != Item::kCache && it.source != Item::kQueue) continue;
-      std::vector<Item> one;
-      one.push_back(it);
-      Status rs = WriteRows(one);
-      if (rs.ok()) {
-        it.written = true;
-      } else {
-        LOG_ERROR("data", "record %s could not be written to MySQL, kept dirty: %s", it.key.c_str(),
-                  rs.message().c_str());
-        it.source = Item::kUnresolved;
-        if (!w_->mysql.connected()) return rs;
-      }
-    }
-  } else {
+  if (s.ok()) {
     for (auto& it : items)
       if (it.source == Item::kCache || it.source == Item::kQueue) it.written = true;
+    core.mysql_health().Ok();
+    return s;
+  }
+  if (!w_->mysql.connected()) {
+    core.mysql_health().Failed(s.message());
+    return s;
+  }
+  // A server-side error (a value MySQL refuses): write row by row so one
+  // bad record does not hold back the others. Failing rows stay queued.
+  LOG_WARN("data", "batch flush refused (%s); retrying row by row", s.message().c_str());
+  for (auto& it : items) {
+    if (it.source != Item::kCache && it.source != Item::kQueue) continue;
+    std::vector<Item> one;
+    one.push_back(it);
+    Status rs = WriteRows(one);
+    if (rs.ok()) {
+      it.written = true;
+    } else {
+      LOG_ERROR("data", "record %s could not be written to MySQL, kept dirty: %s", it.key.c_str(),
+                rs.message().c_str());
+      it.source = Item::kUnresolved;
+      if (!w_->mysql.connected()) return rs;
+    }
   }
   core.mysql_health().Ok();
+  return Status::OK();
+}
 
+void Flusher::FinishBatch(Batch* batch) {
+  EngineCore& core = *core_;
   uint64_t written = 0;
-  for (auto& it : items) {
+  std::vector<std::pair<const std::string*, uint64_t>> done;
+  done.reserve(batch->items.size());
+  for (auto& it : batch->items) {
     if (it.source == Item::kUnresolved) continue;
     if (it.written) ++written;
-    if (it.written && mc_ok && (it.source == Item::kCache || it.overwrite_cache)) {
+    if (it.written && batch->mc_ok && (it.source == Item::kCache || it.overwrite_cache)) {
       CachedRecord clean = it.source == Item::kCache ? it.slot.rec : CachedRecord{};
       if (it.overwrite_cache) {
         clean.version = it.entry.version;
@@ -261,13 +306,16 @@ Status Flusher::FlushBatch(std::vector<Item>& items) {
         clean.row = it.entry.row;
       }
       clean.dirty = false;
-      // Fails with kExists when an update came in meanwhile: it stays dirty.
-      CacheStore::Cas(mc, it.key, it.slot, clean, core.idle_exptime());
+      // Fails (silently: pipelined) when an update came in meanwhile: the
+      // record then stays dirty. A chunked record's new chunks are orphaned
+      // in that case and expire after idle_evict_s.
+      CacheStore::Cas(quiet_.get(), it.key, it.slot, clean, core.idle_exptime());
     }
-    core.queue().Done(it.key, it.entry.seq);
+    done.emplace_back(&it.key, it.entry.seq);
   }
+  quiet_->Flush();
+  core.queue().DoneMany(done);
   core.metrics().flushed_rows->Inc(written);
-  return Status::OK();
 }
 
 Status Flusher::WriteRows(std::vector<Item>& items) {

@@ -10,6 +10,7 @@
 // committed, so MySQL never goes back to an older copy.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -39,14 +40,21 @@ class Flusher : NonCopyable {
 
  private:
   struct Item;
+  struct Batch;
   void Run();
   void RunLoop();
   Status FlushAll();
-  Status FlushBatch(std::vector<Item>& items);
+  // Pipeline stages of one batch: read (memcached), write (MySQL), finish
+  // (clear dirty flags, drop queue entries).
+  void ReadBatch(McClient* mc, Batch* batch);
+  Status WriteBatch(Batch* batch);
+  void FinishBatch(Batch* batch);
   Status WriteRows(std::vector<Item>& items);
 
   EngineCore* core_;
   std::unique_ptr<WorkerCtx> w_;
+  std::unique_ptr<McClient> reader_mc_;  // the read stage's handle
+  std::unique_ptr<McClient> quiet_;      // the finish stage's: pipelined dirty-flag clears
   const uint32_t interval_ms_;
   const uint32_t batch_;
   const std::string lock_name_;

@@ -11,6 +11,7 @@ McResult Fold(memcached_return_t rc) {
     case MEMCACHED_STORED:
     case MEMCACHED_DELETED:
     case MEMCACHED_END:
+    case MEMCACHED_BUFFERED:
       return McResult::kOk;
     case MEMCACHED_NOTFOUND:
       return McResult::kNotFound;
@@ -83,6 +84,16 @@ std::unique_ptr<McClient> McClient::Clone() const {
   memcached_st* m = memcached_clone(nullptr, m_);
   return m ? std::unique_ptr<McClient>(new McClient(m)) : nullptr;
 }
+
+std::unique_ptr<McClient> McClient::CloneQuiet() const {
+  auto c = Clone();
+  if (!c) return c;
+  memcached_behavior_set(c->m_, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+  memcached_behavior_set(c->m_, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
+  return c;
+}
+
+void McClient::Flush() { memcached_flush_buffers(m_); }
 
 McClient::~McClient() { memcached_free(m_); }
 

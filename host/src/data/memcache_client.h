@@ -31,6 +31,12 @@ class McClient : NonCopyable {
   // Returns null with `status` set when a url is malformed.
   static std::unique_ptr<McClient> Create(const MemcachedConfig& cfg, Status* status);
   std::unique_ptr<McClient> Clone() const;
+  // A clone whose stores are pipelined without waiting for answers (binary
+  // quiet commands, buffered until Flush()). For writes whose outcome does
+  // not matter, like clearing dirty flags after a flush: a failed CAS there
+  // just means the record stays dirty.
+  std::unique_ptr<McClient> CloneQuiet() const;
+  void Flush();
   ~McClient();
 
   McResult Get(const std::string& key, McItem* out);

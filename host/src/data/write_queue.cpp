@@ -95,9 +95,36 @@ std::optional<DirtyEntry> WriteQueue::Find(const std::string& key) const {
   return it->second;
 }
 
-std::vector<std::pair<std::string, DirtyEntry>> WriteQueue::Snapshot() const {
+std::vector<std::pair<std::string, DirtyEntry>> WriteQueue::Snapshot(bool with_rows) const {
   std::lock_guard<std::mutex> lk(mu_);
-  return {entries_.begin(), entries_.end()};
+  if (with_rows) return {entries_.begin(), entries_.end()};
+  std::vector<std::pair<std::string, DirtyEntry>> out;
+  out.reserve(entries_.size());
+  for (const auto& [k, e] : entries_) {
+    DirtyEntry copy;
+    copy.table = e.table;
+    copy.pk = e.pk;
+    copy.seq = e.seq;
+    copy.has_data = e.has_data;
+    copy.deleted = e.deleted;
+    copy.version = e.version;
+    copy.recovered = e.recovered;
+    copy.created_us = e.created_us;
+    out.emplace_back(k, std::move(copy));
+  }
+  return out;
+}
+
+void WriteQueue::DoneMany(const std::vector<std::pair<const std::string*, uint64_t>>& done) {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& [key, seq] : done) {
+    auto it = entries_.find(*key);
+    if (it == entries_.end() || it->second.seq != seq) continue;
+    entries_.erase(it);
+    const size_t shard = ShardOf(*key);
+    shard_keys_[shard].erase(*key);
+    shards_to_compact_.insert(shard);
+  }
 }
 
 bool WriteQueue::Done(const std::string& key, uint64_t seq) {

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/status.h"
@@ -65,9 +66,12 @@ class WriteQueue : NonCopyable {
   void AddPlaceholder(const std::string& key, const std::string& table, const std::string& pk);
 
   std::optional<DirtyEntry> Find(const std::string& key) const;
-  std::vector<std::pair<std::string, DirtyEntry>> Snapshot() const;
+  // Every entry; without row data unless `with_rows` (Find() fetches it).
+  std::vector<std::pair<std::string, DirtyEntry>> Snapshot(bool with_rows = true) const;
   // Removes `key` if its seq is still `seq`. Returns true when removed.
   bool Done(const std::string& key, uint64_t seq);
+  // Done() for many under one lock.
+  void DoneMany(const std::vector<std::pair<const std::string*, uint64_t>>& done);
   size_t size() const;
 
   // Rewrites every shard that lost keys since the last call so it lists
@@ -86,7 +90,7 @@ class WriteQueue : NonCopyable {
   std::array<std::mutex, kIndexShards> shard_mu_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, DirtyEntry> entries_;
-  std::array<std::set<std::string>, kIndexShards> shard_keys_;
+  std::array<std::unordered_set<std::string>, kIndexShards> shard_keys_;
   std::set<size_t> shards_to_compact_;
   uint64_t next_seq_ = 1;
 };
