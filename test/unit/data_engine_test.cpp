@@ -242,6 +242,37 @@ TEST_F(DataEngineTest, CleanRecordsLeaveTheCacheWhenIdleDirtyOnesStay) {
   EXPECT_EQ(Mysql("name", "2"), "dirty");
 }
 
+struct QueryResult {
+  Status status;
+  std::vector<std::vector<Value>> rows;
+  uint64_t affected = 0;
+};
+
+TEST_F(DataEngineTest, RawPreparedQueriesBindValuesAndReportErrors) {
+  auto query = [&](const std::string& q, std::vector<Value> params) {
+    return Await<QueryResult>(loop_, [&](std::function<void(QueryResult)> done) {
+      engine_->Query(q, params, [done](Status s, std::vector<std::vector<Value>> rows, uint64_t n) {
+        done({s, std::move(rows), n});
+      });
+    });
+  };
+  QueryResult r = query("INSERT INTO " + T() + " (name, n) VALUES (?, ?), (?, ?)", {"x'); DROP TABLE y; --", "3",
+                                                                                  std::nullopt, "4"});
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.affected, 2u);
+  r = query("  select name, n from " + T() + " where n >= ? order by n", {"3"});
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0][0], Value("x'); DROP TABLE y; --"));
+  EXPECT_EQ(r.rows[1][0], std::nullopt);
+  EXPECT_EQ(r.rows[1][1], Value("4"));
+  r = query("SELECT nope FROM " + T(), {});
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("nope"), std::string::npos) << r.status.message();
+  // The connection survives a refused statement.
+  EXPECT_TRUE(query("SELECT 1", {}).status.ok());
+}
+
 TEST(DataEngineStart, RefusesTablesThatDoNotMatchTheConfig) {
   log::SetLevel(log::Level::kError);
   Sql sql;

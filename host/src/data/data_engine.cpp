@@ -217,3 +217,34 @@ void DataEngine::Remove(const std::string& table, const std::string& pk, DoneCal
 }
 
 }  // namespace lampyr::data
+
+namespace lampyr::data {
+
+namespace {
+// Statements that produce a result set go through executeQuery.
+bool ReturnsRows(const std::string& sql) {
+  size_t i = 0;
+  while (i < sql.size() && (isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(')) ++i;
+  std::string word;
+  while (i < sql.size() && isalpha(static_cast<unsigned char>(sql[i])))
+    word += static_cast<char>(toupper(static_cast<unsigned char>(sql[i++])));
+  return word == "SELECT" || word == "SHOW" || word == "WITH" || word == "DESCRIBE" || word == "EXPLAIN" ||
+         word == "VALUES";
+}
+}  // namespace
+
+void DataEngine::Query(std::string sql, std::vector<Value> params, QueryCallback cb) {
+  Status s = started_ ? Status() : Status::Error("data: not running");
+  if (!s.ok() || !Submit([this, sql, params, cb](WorkerCtx& w) {
+        std::vector<std::vector<Value>> rows;
+        uint64_t affected = 0;
+        Status st = ReturnsRows(sql) ? w.mysql.Query(sql, params, &rows) : w.mysql.Exec(sql, params, &affected);
+        if (!st.ok() && !w.mysql.connected()) core_->mysql_health().Failed(st.message());
+        PostTo(loop_, [cb, st, rows = std::move(rows), affected]() mutable { cb(st, std::move(rows), affected); });
+      })) {
+    if (s.ok()) s = Status::Error("data: stopped");
+    PostTo(loop_, [cb, s] { cb(s, {}, 0); });
+  }
+}
+
+}  // namespace lampyr::data

@@ -83,6 +83,15 @@ class DataEngine : NonCopyable {
   // Deletes the record (a tombstone until flushed as DELETE).
   void Remove(const std::string& table, const std::string& pk, DoneCallback cb);
 
+  // A raw prepared statement for what the record API does not cover
+  // (reports, bulk reads). `sql` is used as given with `params` bound to its
+  // `?` markers: never splice values into it. It sees MySQL only — not
+  // unflushed record changes — and bypasses the cache, so writing to a
+  // declared table this way races with write-behind (docs/data.md).
+  // `rows` for statements that return rows, `affected` otherwise.
+  using QueryCallback = std::function<void(Status, std::vector<std::vector<Value>> rows, uint64_t affected)>;
+  void Query(std::string sql, std::vector<Value> params, QueryCallback cb);
+
   // Blocking: writes every dirty record now. For tests and tools; never call
   // it from the loop of a serving process.
   Status FlushNow();
