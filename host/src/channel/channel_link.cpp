@@ -37,6 +37,8 @@ Link::Link(EventLoop* loop, LinkDelegate* delegate, const LinkSettings* settings
       peer_(std::move(expected_root)) {
   bev_ = bufferevent_socket_new(loop_->base(), fd, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(bev_, &Link::OnRead, nullptr, &Link::OnEvent, this);
+  bufferevent_set_max_single_read(bev_, 256 << 10);
+  flush_ev_ = event_new(loop_->base(), -1, 0, &Link::OnFlush, this);
   last_recv_us_ = EventLoop::NowMicros();
   if (dir_ == Direction::kIn) {
     int one = 1;
@@ -52,6 +54,7 @@ Link::Link(EventLoop* loop, LinkDelegate* delegate, const LinkSettings* settings
 
 Link::~Link() {
   if (handshake_timer_) loop_->Cancel(handshake_timer_);
+  event_free(flush_ev_);
   if (bev_) bufferevent_free(bev_);
 }
 
@@ -62,18 +65,45 @@ Status Link::Connect(const sockaddr* addr, socklen_t len) {
   return Status::OK();
 }
 
-size_t Link::pending_output() const { return bev_ ? evbuffer_get_length(bufferevent_get_output(bev_)) : 0; }
+size_t Link::pending_output() const {
+  return corked_.size() + (bev_ ? evbuffer_get_length(bufferevent_get_output(bev_)) : 0);
+}
 
 void Link::Send(const Frame& f) {
   if (state_ == State::kClosed || state_ == State::kConnecting) return;
   uint8_t prefix[kHeaderSize + 3 * 255];
   size_t n = EncodePrefix(f, prefix, sizeof prefix);
   evbuffer* out = bufferevent_get_output(bev_);
-  evbuffer_add(out, prefix, n);
-  if (!f.payload.empty()) evbuffer_add(out, f.payload.data(), f.payload.size());
+  if (corked_.empty() && evbuffer_get_length(out) != 0) {
+    // Already backed up: queue behind what waits.
+    evbuffer_add(out, prefix, n);
+    if (!f.payload.empty()) evbuffer_add(out, f.payload.data(), f.payload.size());
+  } else {
+    if (corked_.empty()) event_active(flush_ev_, EV_WRITE, 0);
+    corked_.append(reinterpret_cast<const char*>(prefix), n);
+    corked_.append(f.payload);
+  }
   // The backpressure rule: a peer that does not read gets its link reset
   // (and the calls on it failed) rather than our memory.
-  if (evbuffer_get_length(out) > settings_->max_output) Close("output over the cap (peer not reading)");
+  if (pending_output() > settings_->max_output) Close("output over the cap (peer not reading)");
+}
+
+void Link::OnFlush(int, short, void* arg) { static_cast<Link*>(arg)->Flush(); }
+
+void Link::Flush() {
+  if (state_ == State::kClosed || corked_.empty()) return;
+  size_t done = 0;
+  int fd = bufferevent_getfd(bev_);
+  evbuffer* out = bufferevent_get_output(bev_);
+  if (fd >= 0 && evbuffer_get_length(out) == 0) {
+    ssize_t w = send(fd, corked_.data(), corked_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) done = static_cast<size_t>(w);
+    // Errors other than a full socket surface through the bufferevent's own
+    // write attempt below (or its read side), which closes the link.
+  }
+  if (done < corked_.size()) evbuffer_add(out, corked_.data() + done, corked_.size() - done);
+  corked_.clear();
+  if (corked_.capacity() > (1u << 20)) corked_.shrink_to_fit();
 }
 
 void Link::Close(const std::string& reason, bool auth) {
@@ -99,7 +129,7 @@ void Link::Reject(const std::string& reason, bool auth) {
   std::string bytes;
   AppendFrame(f, &bytes);
   // Anything queued goes first; a reject is small enough for the socket buffer.
-  bufferevent_flush(bev_, EV_WRITE, BEV_FLUSH);
+  Flush();
   int fd = bufferevent_getfd(bev_);
   if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev_)) == 0)
     (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

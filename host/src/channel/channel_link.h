@@ -15,6 +15,7 @@
 #include "core/status.h"
 
 struct bufferevent;
+struct event;
 
 namespace lampyr::channel {
 
@@ -67,6 +68,8 @@ class Link : NonCopyable {
 
  private:
   static void OnRead(bufferevent* bev, void* arg);
+  static void OnFlush(int, short, void* arg);
+  void Flush();
   static void OnEvent(bufferevent* bev, short what, void* arg);
   void ReadFrames();
   void HandleHandshake(const Frame& f);
@@ -79,6 +82,10 @@ class Link : NonCopyable {
   Direction dir_;
   State state_;
   bufferevent* bev_ = nullptr;
+  // Frames sent during this loop turn, written with one syscall at its end
+  // (straight to the socket: no write-event round trip when it has room).
+  std::string corked_;
+  event* flush_ev_ = nullptr;
   std::string address_;
   std::string peer_;
   std::string child_nonce_, root_nonce_;
