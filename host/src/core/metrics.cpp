@@ -26,16 +26,16 @@ void MetricsRegistry::Remove(const std::string& name, const std::string& labels)
   std::lock_guard<std::mutex> lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return;
-  // Handles may still be held by code that has not yet noticed the removal;
-  // they are intentionally leaked rather than freed under it.
+  // Handles may still be held by code that has not yet noticed the removal,
+  // so they are parked (not freed under it) until the registry goes away.
   auto c = it->second.counters.find(labels);
   if (c != it->second.counters.end()) {
-    (void)c->second.release();
+    retired_counters_.push_back(std::move(c->second));
     it->second.counters.erase(c);
   }
   auto g = it->second.gauges.find(labels);
   if (g != it->second.gauges.end()) {
-    (void)g->second.release();
+    retired_gauges_.push_back(std::move(g->second));
     it->second.gauges.erase(g);
   }
 }

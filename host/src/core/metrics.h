@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -58,6 +59,8 @@ class MetricsRegistry : NonCopyable {
   };
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
+  std::vector<std::unique_ptr<Counter>> retired_counters_;
+  std::vector<std::unique_ptr<Gauge>> retired_gauges_;
 };
 
 // The process-wide registry.
