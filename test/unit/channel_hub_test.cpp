@@ -566,5 +566,41 @@ TEST_F(ChannelHubTest, SlowPeerIsCappedNotBuffered) {
   child.reset();
 }
 
+TEST_F(ChannelHubTest, FrozenPeerIsDeclaredDeadAndRejoins) {
+  ChannelOptions quick = Fast();
+  quick.ping_interval_s = 0.05;
+  quick.dead_after_s = 0.5;
+  ChannelHub root(&loop_, "gate", "s", quick);
+  ASSERT_TRUE(root.Listen("127.0.0.1", 0).ok());
+  EventLoop child_loop;
+  auto child = std::make_unique<ChannelHub>(&child_loop, "game1", "s", quick);
+  child->Connect("gate", "127.0.0.1", root.port());
+  std::thread t([&] { child_loop.Run(); });
+  ASSERT_TRUE(RunUntil(loop_, [&] { return root.IsConnected("game1"); }));
+
+  // The child hangs (no FIN, no RST: as a frozen process or a cut cable looks).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  child_loop.Post([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return release; });
+  });
+  uint64_t silent = Metrics().Value("lampyr_channel_link_resets_total", "reason=\"silent\"");
+  ASSERT_TRUE(RunUntil(loop_, [&] { return !root.IsConnected("game1"); }));
+  EXPECT_EQ(static_cast<uint64_t>(Metrics().Value("lampyr_channel_link_resets_total", "reason=\"silent\"")),
+            silent + 1);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  // Awake again, the child notices the reset and links up anew.
+  ASSERT_TRUE(RunUntil(loop_, [&] { return root.IsConnected("game1"); }));
+  child_loop.Post([&] { child_loop.Quit(); });
+  t.join();
+  child.reset();
+}
+
 }  // namespace
 }  // namespace lampyr

@@ -353,7 +353,8 @@ Status EngineCore::Modify(WorkerCtx& w, const TableSchema& t, const std::string&
     if (idx != McResult::kOk) metrics_.index_errors->Inc();
     McResult c = Note(CacheStore::Cas(w.mc.get(), key, slot, next, 0), w.mc.get());
     if (c == McResult::kOk) {
-      queue_.Record(key, t.name, pk, row, remove, next.version);
+      if (queue_.Record(w.mc.get(), key, t.name, pk, row, remove, next.version) != McResult::kOk)
+        metrics_.index_errors->Inc();
       metrics_.dirty->Set(static_cast<int64_t>(queue_.size()));
       FkChanged(w, t, pk, slot.rec.row, row, remove);
       *out = std::move(row);

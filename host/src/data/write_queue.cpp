@@ -53,8 +53,15 @@ McResult WriteQueue::EnsureListed(McClient* mc, const std::string& key, const st
   return r;
 }
 
-void WriteQueue::Record(const std::string& key, const std::string& table, const std::string& pk, const Row& row,
-                        bool deleted, uint64_t version) {
+McResult WriteQueue::Record(McClient* mc, const std::string& key, const std::string& table, const std::string& pk,
+                           const Row& row, bool deleted, uint64_t version) {
+  McResult r = McResult::kOk;
+  bool queued;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    queued = entries_.count(key) != 0;
+  }
+  if (!queued) r = EnsureListed(mc, key, table, pk);
   std::lock_guard<std::mutex> lk(mu_);
   DirtyEntry e;
   e.table = table;
@@ -65,6 +72,7 @@ void WriteQueue::Record(const std::string& key, const std::string& table, const 
   e.version = version;
   e.row = row;
   InsertLocked(key, std::move(e));
+  return r;
 }
 
 void WriteQueue::RecordIfQueued(const std::string& key, const Row& row, bool deleted) {

@@ -56,9 +56,11 @@ class WriteQueue : NonCopyable {
   // memcached restart while the queue kept the key).
   McResult EnsureListed(McClient* mc, const std::string& key, const std::string& table, const std::string& pk,
                         bool force = false);
-  // After an acknowledged change: the queue now holds its data.
-  void Record(const std::string& key, const std::string& table, const std::string& pk, const Row& row, bool deleted,
-              uint64_t version);
+  // After a successful cache write, before it is acknowledged: the queue now
+  // holds its data. If a flush dropped the key since EnsureListed (it wrote
+  // an older copy), the key is listed in the index again first.
+  McResult Record(McClient* mc, const std::string& key, const std::string& table, const std::string& pk,
+                  const Row& row, bool deleted, uint64_t version);
   // Same, only when `key` is already queued (a write that went straight to
   // MySQL must still supersede older queued data).
   void RecordIfQueued(const std::string& key, const Row& row, bool deleted);
