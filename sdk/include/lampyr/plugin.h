@@ -1,0 +1,278 @@
+/* Lampyr plugin contract (plain C). This header is the whole ABI between the
+ * host daemon and a gameplay module (.so). Nothing of C++ crosses it: no
+ * exceptions, no std:: types, no allocator ownership except through the
+ * host's alloc/free below.
+ *
+ * Life of a plugin generation (DESIGN §5, §6):
+ *   1. The host dlopens a private copy of the .so and calls the one exported
+ *      symbol LAMPYR_PLUGIN_ENTRY_SYMBOL, which returns a static descriptor.
+ *      The host checks size, ABI major/minor and the SDK signature BEFORE
+ *      calling anything else.
+ *   2. init(): the plugin looks host functions up by name through get_api,
+ *      registers its commands / remote methods, keeps `host` (its handle).
+ *   3. restore_state() when a previous generation saved state.
+ *   4. Events arrive through the descriptor's callbacks, always on the host's
+ *      event-loop thread, never concurrently.
+ *   5. On reload: save_state() on the old generation, then the new one is
+ *      initialised and takes the dispatch in one loop turn. The old one
+ *      "drains": it still gets on_complete() for async work it started and
+ *      may still answer requests it holds; its timers are cancelled and it
+ *      may start nothing new. Then on_stop() and destroy(), then dlclose.
+ *
+ * Versioning rules:
+ *   - ABI major: any incompatible change. The host refuses another major.
+ *   - ABI minor: additions only (new descriptor fields at the end, new host
+ *     functions). The host accepts a plugin with minor <= its own; fields
+ *     beyond the plugin's `size` are treated as absent (NULL).
+ *   - A host function's signature never changes under its name. A changed
+ *     function gets a new name ("push" -> "push2"); get_api returns NULL for
+ *     a name the host does not have, so a plugin can detect it.
+ *
+ * Ownership: every pointer the host passes to a callback is valid only for
+ * the duration of that call, unless said otherwise. Every pointer the plugin
+ * passes to a host function is copied by the host before it returns.
+ * Buffers the plugin hands over for the host to keep (save_state output)
+ * are allocated with the host's "alloc" and freed by the host.
+ */
+#ifndef LAMPYR_PLUGIN_H
+#define LAMPYR_PLUGIN_H
+
+#ifdef __cplusplus
+/* C++ headers, so that libstdc++'s _GLIBCXX_USE_CXX11_ABI is defined before
+ * LAMPYR_SDK_SIGNATURE reads it. */
+#include <cstddef>
+#include <cstdint>
+#else
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LAMPYR_ABI_MAJOR 1
+#define LAMPYR_ABI_MINOR 0
+
+/* The only symbol a plugin exports. */
+#define LAMPYR_PLUGIN_ENTRY_SYMBOL "lampyr_plugin_entry"
+
+/* Return codes of plugin callbacks and host functions. */
+#define LAMPYR_OK 0
+#define LAMPYR_ERR (-1)          /* generic failure (see the error text) */
+#define LAMPYR_ERR_STATE (-2)    /* not allowed now (e.g. draining generation) */
+#define LAMPYR_ERR_ARG (-3)      /* bad argument (unknown token, empty name...) */
+#define LAMPYR_ERR_UNAVAILABLE (-4) /* the feature is not configured on this server */
+
+/* Client error-reply codes (docs/protocol.md) usable with "fail". */
+#define LAMPYR_FAIL_HANDLER_ERROR 2
+#define LAMPYR_FAIL_UNAVAILABLE 4
+#define LAMPYR_FAIL_OVERLOADED 5
+
+/* Completion status passed to on_complete(). */
+#define LAMPYR_DONE_OK 0
+#define LAMPYR_DONE_ERROR 1      /* remote error; data = message */
+#define LAMPYR_DONE_TIMEOUT 2
+#define LAMPYR_DONE_UNAVAILABLE 3 /* unknown node, link down, no such method */
+#define LAMPYR_DONE_CANCELLED 4  /* the generation was retired first */
+
+/* Log levels. */
+#define LAMPYR_LOG_DEBUG 0
+#define LAMPYR_LOG_INFO 1
+#define LAMPYR_LOG_WARN 2
+#define LAMPYR_LOG_ERROR 3
+
+/* Cluster-unique session id (high 16 bits: owning net server's node id). */
+typedef uint64_t lampyr_session;
+/* A pending request or remote call the plugin must answer exactly once. */
+typedef uint64_t lampyr_token;
+
+/* The host's handle for one generation of one plugin; opaque. */
+typedef struct lampyr_host lampyr_host;
+
+/* Looks a host function up by name; NULL if this host does not have it.
+ * Cast the result to the documented type (lampyr_fn_<name> below). */
+typedef void* (*lampyr_get_api_fn)(const char* name);
+
+/* A client request (command id + body). Answer with reply/decline/fail,
+ * now or later, exactly once, using `token`. */
+typedef struct lampyr_request {
+  uint32_t size; /* sizeof(lampyr_request) as the host built it */
+  lampyr_token token;
+  lampyr_session session;
+  uint32_t command;
+  const char* body;
+  size_t body_len;
+} lampyr_request;
+
+/* A remote call of a method the plugin registered ("remote"); answer with
+ * reply (bytes back to the caller) or fail. A one-way notify has token 0
+ * and must not be answered. */
+typedef struct lampyr_remote_call {
+  uint32_t size;
+  lampyr_token token;
+  const char* from_node; /* NUL-terminated server name */
+  const char* method;    /* NUL-terminated */
+  const char* args;
+  size_t args_len;
+} lampyr_remote_call;
+
+/* What init() receives. */
+typedef struct lampyr_init_args {
+  uint32_t size;
+  lampyr_host* host;          /* valid until destroy() returns */
+  lampyr_get_api_fn get_api;  /* valid until destroy() returns */
+  const char* server_name;    /* NUL-terminated; valid until destroy() */
+  const char* config_json;    /* plugins.<name>.config as JSON text; valid until destroy() */
+  size_t config_len;
+  uint64_t generation;        /* 1 for the first load, +1 per reload */
+} lampyr_init_args;
+
+/* Callbacks of a plugin. All but `init` take the plugin's own context, the
+ * value init stored in *ctx. Any callback may be NULL (= not used) except
+ * init and destroy. A callback must not throw or longjmp. */
+typedef struct lampyr_plugin_desc {
+  uint32_t size;              /* sizeof(lampyr_plugin_desc) of the plugin's SDK */
+  uint16_t abi_major;         /* LAMPYR_ABI_MAJOR of the plugin's SDK */
+  uint16_t abi_minor;
+  const char* sdk_signature;  /* LAMPYR_SDK_SIGNATURE: must equal the host's */
+  const char* name;           /* plugin name, as in the config's "plugins" */
+  const char* version;        /* free text, shown in /status */
+  uint32_t state_schema;      /* version of the bytes save_state produces */
+
+  /* Returns LAMPYR_OK or an error; on error writes a NUL-terminated reason
+   * into err (capacity err_cap) and must leave nothing running. */
+  int (*init)(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap);
+  /* Serialises the generation's state. *out must be allocated with the
+   * host's "alloc" (the host frees it); *out may be NULL when len is 0. */
+  int (*save_state)(void* ctx, char** out, size_t* out_len, char* err, size_t err_cap);
+  /* Takes state saved by the previous generation, whose schema was
+   * `from_schema` (migrate if it differs from this plugin's state_schema). */
+  int (*restore_state)(void* ctx, const char* data, size_t len, uint32_t from_schema, char* err, size_t err_cap);
+  void (*on_request)(void* ctx, const lampyr_request* req);
+  void (*on_remote)(void* ctx, const lampyr_remote_call* call);
+  /* A timer fired (cookie from "timer_start") or async work the plugin
+   * started finished ("call", data ops...). status: LAMPYR_DONE_*. */
+  void (*on_timer)(void* ctx, uint64_t cookie);
+  void (*on_complete)(void* ctx, uint64_t cookie, int status, const char* data, size_t len);
+  /* Session opened (open = 1) or closed (0), for plugins that called
+   * "watch_sessions". */
+  void (*on_session)(void* ctx, lampyr_session session, int open);
+  /* Router hook (gate): picks the node for a forwarded request that has no
+   * session binding; writes a NUL-terminated server name into node (empty =
+   * no route) and returns LAMPYR_OK. Used only after "set_router". */
+  int (*route)(void* ctx, lampyr_session session, uint32_t command, const char* body, size_t body_len, char* node,
+               size_t node_cap);
+  /* The generation stops getting new work (drain begins). Optional. */
+  void (*on_stop)(void* ctx);
+  /* Last call: free everything. After it returns the library is unloaded;
+   * nothing of it may remain referenced by anyone. */
+  void (*destroy)(void* ctx);
+} lampyr_plugin_desc;
+
+typedef const lampyr_plugin_desc* (*lampyr_plugin_entry_fn)(void);
+
+/* ---- Host functions, looked up by name with get_api(name). ------------ */
+/* Every function takes the generation's handle first. Return values are
+ * LAMPYR_OK or LAMPYR_ERR_* unless stated. */
+
+/* "alloc" / "free": memory the host owns (save_state output). */
+typedef void* (*lampyr_fn_alloc)(size_t size);
+typedef void (*lampyr_fn_free)(void* p);
+
+/* "log": a NUL-terminated line at a LAMPYR_LOG_* level, tagged with the plugin name. */
+typedef void (*lampyr_fn_log)(lampyr_host* h, int level, const char* message);
+
+/* "register_command": route client command `command` to on_request. */
+typedef int (*lampyr_fn_register_command)(lampyr_host* h, uint32_t command);
+/* "register_remote": route channel method `method` to on_remote. */
+typedef int (*lampyr_fn_register_remote)(lampyr_host* h, const char* method);
+
+/* "reply": answers a request (client reply with the request's command id)
+ * or a remote call (bytes returned to the caller). */
+typedef int (*lampyr_fn_reply)(lampyr_host* h, lampyr_token token, const char* data, size_t len);
+/* "decline": a request that gets no reply frame (remote calls: empty reply). */
+typedef int (*lampyr_fn_decline)(lampyr_host* h, lampyr_token token);
+/* "fail": the documented error reply with code LAMPYR_FAIL_* and a message. */
+typedef int (*lampyr_fn_fail)(lampyr_host* h, lampyr_token token, int code, const char* message);
+
+/* "push": server push of `command` to one session, anywhere in the cluster. */
+typedef int (*lampyr_fn_push)(lampyr_host* h, lampyr_session s, uint32_t command, const char* data, size_t len);
+/* "push_many": to n sessions. */
+typedef int (*lampyr_fn_push_many)(lampyr_host* h, const lampyr_session* sessions, size_t n, uint32_t command,
+                                   const char* data, size_t len);
+/* "broadcast": to every member of a named group (NUL-terminated name). */
+typedef int (*lampyr_fn_broadcast)(lampyr_host* h, const char* group, uint32_t command, const char* data,
+                                   size_t len);
+/* "join_group" / "leave_group". A session leaves every group when it closes. */
+typedef int (*lampyr_fn_group)(lampyr_host* h, const char* group, lampyr_session s);
+/* "kick": closes the session (after queued replies are sent). */
+typedef int (*lampyr_fn_kick)(lampyr_host* h, lampyr_session s);
+
+/* "session_set": stores bytes under (session, key) in the host; they survive
+ * reloads and vanish when the session closes. len 0 with data NULL erases. */
+typedef int (*lampyr_fn_session_set)(lampyr_host* h, lampyr_session s, const char* key, const char* data,
+                                     size_t len);
+/* "session_get": the host calls `sink(user, data, len)` once with the
+ * value and returns LAMPYR_OK, or returns LAMPYR_ERR_ARG without calling it
+ * when there is none. `data` is valid only during the sink call. */
+typedef void (*lampyr_sink_fn)(void* user, const char* data, size_t len);
+typedef int (*lampyr_fn_session_get)(lampyr_host* h, lampyr_session s, const char* key, lampyr_sink_fn sink,
+                                     void* user);
+
+/* "timer_start": on_timer(cookie) after delay_ms, then every repeat_ms if
+ * repeat_ms > 0. Returns a timer id > 0, or 0 when refused (draining). */
+typedef uint64_t (*lampyr_fn_timer_start)(lampyr_host* h, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie);
+/* "timer_cancel". */
+typedef int (*lampyr_fn_timer_cancel)(lampyr_host* h, uint64_t timer_id);
+
+/* "counter_add" / "gauge_set": metrics named `name` (Prometheus rules),
+ * labelled plugin="<name>" by the host. */
+typedef int (*lampyr_fn_counter_add)(lampyr_host* h, const char* name, const char* help, uint64_t delta);
+typedef int (*lampyr_fn_gauge_set)(lampyr_host* h, const char* name, const char* help, int64_t value);
+
+/* "now_ms": monotonic milliseconds (the loop's clock). */
+typedef uint64_t (*lampyr_fn_now_ms)(lampyr_host* h);
+
+/* "call": remote call of `method` on server `node`; the answer arrives as
+ * on_complete(cookie, LAMPYR_DONE_*, bytes). timeout_ms 0 = host default.
+ * Returns LAMPYR_OK when the completion is guaranteed to come (it may fail
+ * later with a status), an error otherwise. */
+typedef int (*lampyr_fn_call)(lampyr_host* h, const char* node, const char* method, const char* args, size_t len,
+                              uint64_t timeout_ms, uint64_t cookie);
+/* "notify": one-way message, no answer. */
+typedef int (*lampyr_fn_notify)(lampyr_host* h, const char* node, const char* method, const char* args,
+                                size_t len);
+
+/* "bind": route this session's forwarded requests to server `node` ("" ends
+ * the binding). "watch_sessions": on_session for every session of the
+ * cluster. "set_router": the descriptor's `route` picks nodes (gate). */
+typedef int (*lampyr_fn_bind)(lampyr_host* h, lampyr_session s, const char* node);
+typedef int (*lampyr_fn_watch_sessions)(lampyr_host* h);
+typedef int (*lampyr_fn_set_router)(lampyr_host* h);
+
+/* The SDK signature: SDK ABI major, C++ ABI family, libstdc++ dual ABI,
+ * pointer size ("lampyr-sdk/1;itanium;cxx11abi=1;ptr=8"). The host refuses
+ * a plugin whose parts differ from its own; "cxx11abi=none" (a plain C
+ * plugin) matches any. */
+#define LAMPYR_STR2_(x) #x
+#define LAMPYR_STR_(x) LAMPYR_STR2_(x)
+#if defined(__GNUC__) /* g++ and clang++ share the Itanium C++ ABI */
+#define LAMPYR_SDK_COMPILER_ "itanium"
+#else
+#define LAMPYR_SDK_COMPILER_ "other"
+#endif
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+#define LAMPYR_SDK_CXXABI_ LAMPYR_STR_(_GLIBCXX_USE_CXX11_ABI)
+#else
+#define LAMPYR_SDK_CXXABI_ "none"
+#endif
+#define LAMPYR_SDK_SIGNATURE                                                                     \
+  "lampyr-sdk/" LAMPYR_STR_(LAMPYR_ABI_MAJOR) ";" LAMPYR_SDK_COMPILER_ ";cxx11abi=" LAMPYR_SDK_CXXABI_ \
+                                              ";ptr=" LAMPYR_STR_(__SIZEOF_POINTER__)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAMPYR_PLUGIN_H */
