@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "data/data_engine.h"
 #include "net/net_server.h"
+#include "server/control.h"
 
 namespace lampyr {
 
@@ -76,6 +77,7 @@ Status Server::Start() {
     }
     forwarder_ = std::make_unique<Forwarder>(&loop_, config_, *self_, hub_.get(), &commands_, net_.get());
     forwarder_->Install();
+    InstallControl(this);  // lampyr.status/reload/metrics/stop for the master (server/control.h)
   }
   if (self_->webport != 0) {
     admin_ = std::make_unique<AdminHttp>(&loop_, config_.master.admin_token);
