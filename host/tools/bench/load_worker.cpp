@@ -1,0 +1,226 @@
+#include "load_worker.h"
+
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "net/frame_codec.h"
+
+namespace lampyr::bench {
+
+namespace {
+
+constexpr int kMaxConnecting = 256;  // connects in progress at once: a burst of
+                                     // 10k SYNs overflows the listen backlog and
+                                     // costs 1 s SYN retries
+constexpr size_t kSeqOffset = net::kHeaderSize;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+LoadWorker::LoadWorker(const LoadOptions& opts, const std::atomic<int>* phase)
+    : opts_(opts), phase_(phase), conns_(static_cast<size_t>(opts.connections)) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  // The request template: body bytes 'a'..'z', the first 8 replaced by the
+  // sequence number on each send.
+  std::string body(opts_.body_bytes, 'x');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  net::FrameLimits limits;
+  net::AppendFrame(limits, opts_.command, body, &request_);
+  read_buf_.resize(std::max<size_t>(256 * 1024, 2 * request_.size()));
+  for (Conn& c : conns_) c.sent_ns.resize(static_cast<size_t>(opts_.depth));
+}
+
+LoadWorker::~LoadWorker() {
+  for (Conn& c : conns_)
+    if (c.fd >= 0) close(c.fd);
+  if (epfd_ >= 0) close(epfd_);
+}
+
+void LoadWorker::Run(std::atomic<int>* ready, std::atomic<int>* answered) {
+  answered_ = answered;
+  size_t next_open = 0;
+  bool signalled = false;
+  epoll_event evs[256];
+  while (phase_->load(std::memory_order_relaxed) != static_cast<int>(Phase::kStop)) {
+    while (next_open < conns_.size() && pending_connects_ < kMaxConnecting) Open(&conns_[next_open++]);
+    if (!signalled && next_open == conns_.size() && pending_connects_ == 0) {
+      signalled = true;
+      ready->fetch_add(1);
+    }
+    int n = epoll_wait(epfd_, evs, 256, 20);
+    if (n <= 0) continue;
+    const int64_t now = NowNs();  // one clock read per wake-up is precise enough
+    for (int i = 0; i < n; ++i) {
+      Conn* c = &conns_[evs[i].data.u32];
+      if (c->fd < 0) continue;
+      const uint32_t ev = evs[i].events;
+      if (!c->connected) {
+        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+          int err = 0;
+          socklen_t len = sizeof err;
+          getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          if (err != 0) Fail(c, std::string("connect: ") + strerror(err));
+          else OnConnected(c);
+        }
+        continue;
+      }
+      if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) OnReadable(c, now);
+      if (c->fd >= 0 && (ev & EPOLLOUT) && c->want_write) {
+        SetWantWrite(c, false);
+        Flush(c);
+      }
+    }
+  }
+}
+
+void LoadWorker::Open(Conn* c) {
+  c->fd = socket(opts_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) {
+    ++stats_.errors;
+    if (stats_.first_error.empty()) stats_.first_error = std::string("socket: ") + strerror(errno);
+    return;
+  }
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT;
+  ev.data.u32 = static_cast<uint32_t>(c - conns_.data());
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
+  c->want_write = true;
+  ++pending_connects_;
+  if (connect(c->fd, reinterpret_cast<const sockaddr*>(&opts_.addr), opts_.addr_len) == 0) OnConnected(c);
+  else if (errno != EINPROGRESS) Fail(c, std::string("connect: ") + strerror(errno));
+}
+
+void LoadWorker::OnConnected(Conn* c) {
+  c->connected = true;
+  --pending_connects_;
+  SetWantWrite(c, false);
+  SendRequests(c, opts_.one_shot ? 1 : opts_.depth, NowNs());
+}
+
+void LoadWorker::AppendRequest(Conn* c) {
+  if (opts_.body_bytes >= 8) memcpy(&request_[kSeqOffset], &c->next_seq, 8);
+  ++c->next_seq;
+  c->out.append(request_);
+}
+
+void LoadWorker::SendRequests(Conn* c, int n, int64_t now) {
+  const uint32_t depth = static_cast<uint32_t>(opts_.depth);
+  for (int i = 0; i < n; ++i) {
+    AppendRequest(c);
+    c->sent_ns[(c->ring_head + c->in_flight) % depth] = now;
+    ++c->in_flight;
+  }
+  if (!c->want_write) Flush(c);  // else EPOLLOUT flushes it
+}
+
+void LoadWorker::Flush(Conn* c) {
+  if (c->out.empty()) return;
+  ssize_t n = send(c->fd, c->out.data(), c->out.size(), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) SetWantWrite(c, true);
+    else Fail(c, std::string("send: ") + strerror(errno));
+    return;
+  }
+  if (static_cast<size_t>(n) == c->out.size()) {
+    c->out.clear();
+  } else {
+    c->out.erase(0, static_cast<size_t>(n));
+    SetWantWrite(c, true);
+  }
+}
+
+void LoadWorker::OnReadable(Conn* c, int64_t now) {
+  // The leftover partial reply goes first, then what the socket has. The
+  // buffer holds two whole frames, so a leftover always leaves room.
+  char* buf = read_buf_.data();
+  size_t have = c->in.size();
+  memcpy(buf, c->in.data(), have);
+  c->in.clear();
+  ssize_t r = recv(c->fd, buf + have, read_buf_.size() - have, 0);
+  if (r == 0) return Fail(c, "server closed the connection");
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      c->in.assign(buf, have);
+      return;
+    }
+    return Fail(c, std::string("recv: ") + strerror(errno));
+  }
+  have += static_cast<size_t>(r);
+  net::FrameLimits limits;
+  limits.max_body = 0xFFFFFFF0u;  // an oversized reply is a wrong reply, not a framing error
+  const bool measuring = phase_->load(std::memory_order_relaxed) == static_cast<int>(Phase::kMeasure);
+  const uint32_t depth = static_cast<uint32_t>(opts_.depth);
+  int answered = 0;
+  size_t pos = 0;
+  while (pos < have) {
+    net::DecodedFrame f;
+    net::FrameError e = net::DecodeFrame(reinterpret_cast<const uint8_t*>(buf + pos), have - pos, limits, &f);
+    if (e == net::FrameError::kNeedMore) break;
+    if (e != net::FrameError::kOk) return Fail(c, std::string("undecodable reply: ") + net::FrameErrorName(e));
+    if (c->in_flight == 0) return Fail(c, "a frame arrived with no request in flight");
+    // The echo of a request is that request's exact bytes: header (command,
+    // length) and body, including its sequence number.
+    bool ok = f.frame_size == request_.size();
+    if (ok && opts_.body_bytes >= 8) {
+      ok = memcmp(buf + pos, request_.data(), kSeqOffset) == 0 &&
+           memcmp(buf + pos + kSeqOffset, &c->expect_seq, 8) == 0 &&
+           memcmp(buf + pos + kSeqOffset + 8, request_.data() + kSeqOffset + 8, request_.size() - kSeqOffset - 8) == 0;
+    } else if (ok) {
+      ok = memcmp(buf + pos, request_.data(), request_.size()) == 0;
+    }
+    if (!ok) {
+      ++stats_.errors;
+      if (stats_.first_error.empty())
+        stats_.first_error = "wrong reply: command " + std::to_string(f.command) + ", " +
+                             std::to_string(f.body.size()) + " body bytes";
+    } else if (measuring) {
+      ++stats_.replies;
+      int64_t lat = now - c->sent_ns[c->ring_head];
+      stats_.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(lat, UINT32_MAX)));
+    }
+    ++c->expect_seq;
+    c->ring_head = (c->ring_head + 1) % depth;
+    --c->in_flight;
+    ++answered;
+    pos += f.frame_size;
+  }
+  if (pos < have) c->in.assign(buf + pos, have - pos);
+  if (answered == 0) return;
+  if (opts_.one_shot) {
+    answered_->fetch_add(answered);
+    return;
+  }
+  if (phase_->load(std::memory_order_relaxed) != static_cast<int>(Phase::kStop)) SendRequests(c, answered, now);
+}
+
+void LoadWorker::SetWantWrite(Conn* c, bool on) {
+  if (c->want_write == on) return;
+  c->want_write = on;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+  ev.data.u32 = static_cast<uint32_t>(c - conns_.data());
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+void LoadWorker::Fail(Conn* c, const std::string& why) {
+  ++stats_.errors;
+  if (stats_.first_error.empty()) stats_.first_error = why;
+  if (!c->connected) --pending_connects_;
+  close(c->fd);  // also leaves the epoll set
+  c->fd = -1;
+}
+
+}  // namespace lampyr::bench

@@ -1,0 +1,84 @@
+// LoadWorker: one thread driving a share of lampyr-bench's connections with
+// its own epoll loop. Each connection keeps `depth` requests in flight: every
+// verified reply sends the next request, so the load is closed-loop and the
+// server sets the pace. Every reply is checked byte for byte against the
+// request it answers (replies come back in request order, docs/protocol.md):
+// the request body carries a sequence number when it is at least 8 bytes.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lampyr::bench {
+
+enum class Phase : int { kWarmup = 0, kMeasure = 1, kStop = 2 };
+
+struct LoadOptions {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  int connections = 0;      // this worker's share
+  int depth = 1;
+  uint32_t command = 1;
+  uint32_t body_bytes = 32;
+  bool one_shot = false;    // --idle: one round trip per connection, then hold it open
+};
+
+struct LoadStats {
+  uint64_t replies = 0;                // verified replies during the measured phase
+  uint64_t errors = 0;                 // wrong replies, failed connects, closed connections
+  std::vector<uint32_t> latency_ns;    // one per measured reply
+  std::string first_error;             // the first error seen, for the report
+};
+
+class LoadWorker {
+ public:
+  LoadWorker(const LoadOptions& opts, const std::atomic<int>* phase);
+  ~LoadWorker();
+  LoadWorker(const LoadWorker&) = delete;
+  LoadWorker& operator=(const LoadWorker&) = delete;
+
+  // Runs until the phase is kStop. Sets ready once every connection is
+  // established (or failed), and in one-shot mode bumps `answered` once per
+  // connection whose single round trip completed.
+  void Run(std::atomic<int>* ready, std::atomic<int>* answered);
+  LoadStats& stats() { return stats_; }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    bool connected = false;
+    bool want_write = false;   // EPOLLOUT armed: output is pending or connect in progress
+    uint64_t next_seq = 0;     // carried by the next request sent
+    uint64_t expect_seq = 0;   // carried by the next reply expected
+    std::string in;            // a partial reply left over from the last read
+    std::string out;           // bytes the socket did not take yet
+    std::vector<int64_t> sent_ns;  // ring of send times, one per request in flight
+    uint32_t ring_head = 0, in_flight = 0;
+  };
+
+  void Open(Conn* c);
+  void OnConnected(Conn* c);
+  void OnReadable(Conn* c, int64_t now);
+  void SendRequests(Conn* c, int n, int64_t now);
+  void Flush(Conn* c);
+  void Fail(Conn* c, const std::string& why);
+  void SetWantWrite(Conn* c, bool on);
+  void AppendRequest(Conn* c);
+
+  LoadOptions opts_;
+  const std::atomic<int>* phase_;
+  std::vector<Conn> conns_;
+  int epfd_ = -1;
+  int pending_connects_ = 0;
+  std::atomic<int>* answered_ = nullptr;
+  std::string request_;           // one request frame; its sequence field is patched per send
+  std::vector<char> read_buf_;    // shared by all connections of this worker
+  LoadStats stats_;
+};
+
+}  // namespace lampyr::bench
