@@ -1,0 +1,904 @@
+// Lampyr plugin SDK, C++ layer (header-only, compiled INTO the plugin).
+//
+// The host only speaks the plain-C contract of plugin.h. This header turns it
+// into something pleasant for gameplay code:
+//
+//   class Echo : public lampyr::sdk::Plugin {
+//     void init() override {
+//       on(1, [](lampyr::sdk::Request& r) { r.reply(r.body()); });
+//     }
+//   };
+//   LAMPYR_PLUGIN(Echo, "echo", "1.0", 1)
+//
+// How it keeps the C boundary clean (docs/plugins.md, "Rules"):
+//   - Handlers and continuations are std::function objects kept INSIDE the
+//     plugin, in maps keyed by a cookie; the host only ever sees integers
+//     (tokens, cookies, timer ids). Everything dies with the Plugin object,
+//     which the host deletes through destroy() before it unloads the library.
+//   - Every entry from the host is wrapped in try/catch(...): an exception
+//     never crosses into the host. A throwing request handler answers the
+//     request with fail(LAMPYR_FAIL_HANDLER_ERROR, what()) if it had not
+//     answered yet; a throwing init() makes init fail with what().
+//   - No static data with destructors, no inline/template static variables
+//     (they would become STB_GNU_UNIQUE and pin the library), no
+//     thread_local. The descriptor is a constant-initialised POD.
+//   - Host functions are looked up once, at init, by name. A missing one makes
+//     only the feature that needs it throw sdk::Error when used.
+#ifndef LAMPYR_PLUGIN_HPP
+#define LAMPYR_PLUGIN_HPP
+
+#include <lampyr/plugin.h>
+
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace lampyr::sdk {
+
+using Session = lampyr_session;
+
+// Thrown by the SDK for programming errors (a host function this host does
+// not have, a registration the host refused). Plugins may throw anything.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Plugin;
+namespace detail {
+struct Entry;  // the C callbacks (below), friends of Plugin, Request, RemoteCall
+}
+
+// printf-style body of Plugin::infof and friends (undefined after the class).
+#define LAMPYR_SDK_VLOG_(level)                              \
+  char buf[1024];                                            \
+  va_list ap;                                                \
+  va_start(ap, fmt);                                         \
+  std::vsnprintf(buf, sizeof buf, fmt, ap);                  \
+  va_end(ap);                                                \
+  log(level, buf)
+
+// A client request. Copyable and cheap to keep: it holds the token, the
+// session, the command id and a copy of the body, so a handler may store it
+// and answer later (after a remote call, a timer...). Answer exactly once.
+// The answer functions return false when the host no longer knows the token
+// (the session closed, the request was already answered).
+class Request {
+ public:
+  Request() = default;
+  Session session() const { return session_; }
+  uint32_t command() const { return command_; }
+  const std::string& body() const { return body_; }
+  lampyr_token token() const { return token_; }
+
+  bool reply(std::string_view bytes) const;
+  bool decline() const;
+  bool fail(int code, std::string_view message) const;
+
+ private:
+  friend class Plugin;
+  friend struct detail::Entry;
+  Plugin* plugin_ = nullptr;
+  lampyr_token token_ = 0;
+  Session session_ = 0;
+  uint32_t command_ = 0;
+  std::string body_;
+};
+
+// A remote call of a method registered with Plugin::remote(). A one-way
+// notify has is_notify() == true and must not be answered.
+class RemoteCall {
+ public:
+  RemoteCall() = default;
+  const std::string& from() const { return from_; }
+  const std::string& method() const { return method_; }
+  const std::string& args() const { return args_; }
+  bool is_notify() const { return token_ == 0; }
+  lampyr_token token() const { return token_; }
+
+  bool reply(std::string_view bytes) const;
+  bool fail(std::string_view message) const;
+
+ private:
+  friend class Plugin;
+  friend struct detail::Entry;
+  Plugin* plugin_ = nullptr;
+  lampyr_token token_ = 0;
+  std::string from_;
+  std::string method_;
+  std::string args_;
+};
+
+// Outcome of call(): LAMPYR_DONE_* plus a readable name.
+struct CallStatus {
+  int code = LAMPYR_DONE_OK;
+  bool ok() const { return code == LAMPYR_DONE_OK; }
+  const char* name() const {
+    switch (code) {
+      case LAMPYR_DONE_OK: return "ok";
+      case LAMPYR_DONE_ERROR: return "error";
+      case LAMPYR_DONE_TIMEOUT: return "timeout";
+      case LAMPYR_DONE_UNAVAILABLE: return "unavailable";
+      case LAMPYR_DONE_CANCELLED: return "cancelled";
+      default: return "unknown";
+    }
+  }
+};
+
+// ---- A tiny reader for the plugin's config object (JSON text) ----------------
+// Enough for flat settings without pulling a JSON library into every plugin:
+// top-level numbers, strings, booleans and arrays of strings. Malformed input
+// yields "absent", never an exception.
+namespace json {
+
+inline size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+// Index just past the JSON string starting at s[i] == '"', or npos.
+inline size_t skip_string(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Index just past the value starting at s[i], or npos.
+inline size_t skip_value(std::string_view s, size_t i) {
+  i = skip_ws(s, i);
+  if (i >= s.size()) return std::string_view::npos;
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      char c = s[i];
+      if (c == '"') {
+        i = skip_string(s, i);
+        if (i == std::string_view::npos) return i;
+        --i;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+    }
+    return std::string_view::npos;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+         s[i] != '\t' && s[i] != '\r')
+    ++i;
+  return i;
+}
+
+// Decodes the JSON string literal `lit` (with quotes). \uXXXX becomes UTF-8
+// (surrogate pairs are not combined: config strings are names and paths).
+inline std::optional<std::string> decode_string(std::string_view lit) {
+  if (lit.size() < 2 || lit.front() != '"' || lit.back() != '"') return std::nullopt;
+  std::string out;
+  for (size_t i = 1; i + 1 < lit.size(); ++i) {
+    char c = lit[i];
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    if (++i >= lit.size() - 1) return std::nullopt;
+    switch (lit[i]) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'u': {
+        if (i + 4 >= lit.size() - 1) return std::nullopt;
+        unsigned cp = 0;
+        for (int k = 1; k <= 4; ++k) {
+          char h = lit[i + k];
+          cp <<= 4;
+          if (h >= '0' && h <= '9') cp |= unsigned(h - '0');
+          else if (h >= 'a' && h <= 'f') cp |= unsigned(h - 'a' + 10);
+          else if (h >= 'A' && h <= 'F') cp |= unsigned(h - 'A' + 10);
+          else return std::nullopt;
+        }
+        i += 4;
+        if (cp < 0x80) {
+          out += char(cp);
+        } else if (cp < 0x800) {
+          out += char(0xC0 | (cp >> 6));
+          out += char(0x80 | (cp & 0x3F));
+        } else {
+          out += char(0xE0 | (cp >> 12));
+          out += char(0x80 | ((cp >> 6) & 0x3F));
+          out += char(0x80 | (cp & 0x3F));
+        }
+        break;
+      }
+      default: out += lit[i]; break;  // \" \\ \/
+    }
+  }
+  return out;
+}
+
+// Raw text of the member `key` of the top-level object, or nullopt.
+inline std::optional<std::string_view> find(std::string_view doc, std::string_view key) {
+  size_t i = skip_ws(doc, 0);
+  if (i >= doc.size() || doc[i] != '{') return std::nullopt;
+  ++i;
+  while (true) {
+    i = skip_ws(doc, i);
+    if (i >= doc.size() || doc[i] != '"') return std::nullopt;
+    size_t kend = skip_string(doc, i);
+    if (kend == std::string_view::npos) return std::nullopt;
+    auto name = decode_string(doc.substr(i, kend - i));
+    i = skip_ws(doc, kend);
+    if (i >= doc.size() || doc[i] != ':') return std::nullopt;
+    size_t vstart = skip_ws(doc, i + 1);
+    size_t vend = skip_value(doc, vstart);
+    if (vend == std::string_view::npos) return std::nullopt;
+    if (name && *name == key) return doc.substr(vstart, vend - vstart);
+    i = skip_ws(doc, vend);
+    if (i >= doc.size() || doc[i] != ',') return std::nullopt;
+    ++i;
+  }
+}
+
+inline std::optional<int64_t> to_int(std::string_view raw) {
+  if (raw.empty()) return std::nullopt;
+  size_t i = 0;
+  bool neg = false;
+  if (raw[0] == '-') {
+    neg = true;
+    i = 1;
+  }
+  if (i >= raw.size()) return std::nullopt;
+  uint64_t v = 0;
+  for (; i < raw.size(); ++i) {
+    if (raw[i] < '0' || raw[i] > '9') return std::nullopt;
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + uint64_t(raw[i] - '0');
+  }
+  if (v > uint64_t(INT64_MAX)) return std::nullopt;
+  return neg ? -int64_t(v) : int64_t(v);
+}
+
+inline std::optional<std::vector<std::string>> to_string_list(std::string_view raw) {
+  size_t i = skip_ws(raw, 0);
+  if (i >= raw.size() || raw[i] != '[') return std::nullopt;
+  std::vector<std::string> out;
+  i = skip_ws(raw, i + 1);
+  if (i < raw.size() && raw[i] == ']') return out;
+  while (i < raw.size()) {
+    if (raw[i] != '"') return std::nullopt;
+    size_t end = skip_string(raw, i);
+    if (end == std::string_view::npos) return std::nullopt;
+    auto s = decode_string(raw.substr(i, end - i));
+    if (!s) return std::nullopt;
+    out.push_back(std::move(*s));
+    i = skip_ws(raw, end);
+    if (i < raw.size() && raw[i] == ']') return out;
+    if (i >= raw.size() || raw[i] != ',') return std::nullopt;
+    i = skip_ws(raw, i + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace json
+
+namespace detail {
+template <class T>
+int init_entry(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap, const char* name,
+               const char* version, uint32_t schema);
+inline void write_err(char* err, size_t cap, const char* what) {
+  if (err && cap > 0) std::snprintf(err, cap, "%s", what);
+}
+}  // namespace detail
+
+// Base class of a plugin. Derive, override init() (register handlers there),
+// export with LAMPYR_PLUGIN. One object per generation; the host deletes it
+// (destroy) before unloading the library. The constructor runs before the
+// plugin is attached to the host: call host functions from init(), not from
+// the constructor.
+class Plugin {
+ public:
+  using RequestHandler = std::function<void(Request&)>;
+  using RemoteHandler = std::function<void(RemoteCall&)>;
+  using Continuation = std::function<void(CallStatus, std::string_view)>;
+  using SessionWatcher = std::function<void(Session, bool open)>;
+  using Router = std::function<std::string(Session, uint32_t command, std::string_view body)>;
+  using TimerId = uint64_t;
+
+  Plugin() = default;
+  virtual ~Plugin() = default;
+  Plugin(const Plugin&) = delete;
+  Plugin& operator=(const Plugin&) = delete;
+
+  // ---- Overridables ----
+  // Registers handlers, reads config. Throw to refuse the load (the message
+  // becomes the reload error and the old generation keeps serving).
+  virtual void init() {}
+  // State handed to the next generation on reload (schema = state_schema()).
+  virtual std::string save_state() { return {}; }
+  // State from the previous generation, saved with schema `from_schema`.
+  // Return false (or throw) to refuse: the reload is rolled back.
+  virtual bool restore_state(std::string_view /*bytes*/, uint32_t /*from_schema*/) { return true; }
+  // This generation was replaced and drains: its timers are gone, it gets
+  // completions of what it started and may answer requests it holds.
+  virtual void on_stop() {}
+
+  // ---- Identity ----
+  const std::string& name() const { return name_; }
+  const std::string& version() const { return version_; }
+  uint32_t state_schema() const { return schema_; }
+  const std::string& server_name() const { return server_name_; }
+  uint64_t generation() const { return generation_; }
+  bool draining() const { return draining_; }
+
+  // ---- Config: plugins.<name>.config as JSON text ----
+  const std::string& config() const { return config_; }
+  int64_t config_int(std::string_view key, int64_t fallback) const {
+    auto raw = json::find(config_, key);
+    auto v = raw ? json::to_int(*raw) : std::nullopt;
+    return v ? *v : fallback;
+  }
+  std::string config_string(std::string_view key, std::string fallback = {}) const {
+    auto raw = json::find(config_, key);
+    auto v = raw ? json::decode_string(*raw) : std::nullopt;
+    return v ? *v : fallback;
+  }
+  bool config_bool(std::string_view key, bool fallback) const {
+    auto raw = json::find(config_, key);
+    if (raw && *raw == "true") return true;
+    if (raw && *raw == "false") return false;
+    return fallback;
+  }
+  std::vector<std::string> config_strings(std::string_view key) const {
+    auto raw = json::find(config_, key);
+    auto v = raw ? json::to_string_list(*raw) : std::nullopt;
+    return v ? *v : std::vector<std::string>{};
+  }
+
+  // ---- Handlers (call from init()) ----
+  void on(uint32_t command, RequestHandler handler) {
+    need(api_.register_command, "register_command");
+    int rc = api_.register_command(host_, command);
+    if (rc != LAMPYR_OK) throw Error("register_command " + std::to_string(command) + " refused (" + std::to_string(rc) + ")");
+    commands_[command] = std::move(handler);
+  }
+  void remote(const std::string& method, RemoteHandler handler) {
+    need(api_.register_remote, "register_remote");
+    int rc = api_.register_remote(host_, method.c_str());
+    if (rc != LAMPYR_OK) throw Error("register_remote " + method + " refused (" + std::to_string(rc) + ")");
+    remotes_[method] = std::move(handler);
+  }
+  // Session open/close events of the whole cluster.
+  void watch_sessions(SessionWatcher fn) {
+    need(api_.watch_sessions, "watch_sessions");
+    int rc = api_.watch_sessions(host_);
+    if (rc != LAMPYR_OK) throw Error("watch_sessions refused (" + std::to_string(rc) + ")");
+    watcher_ = std::move(fn);
+  }
+  // Gate: picks the node for forwarded requests without a session binding.
+  // Return "" for "no route" (the client gets the unavailable error).
+  void router(Router fn) {
+    need(api_.set_router, "set_router");
+    int rc = api_.set_router(host_);
+    if (rc != LAMPYR_OK) throw Error("set_router refused (" + std::to_string(rc) + ")");
+    router_ = std::move(fn);
+  }
+
+  // ---- Pushes and groups (false: the host refused, e.g. unknown session) ----
+  bool push(Session s, uint32_t command, std::string_view bytes) {
+    need(api_.push, "push");
+    return api_.push(host_, s, command, bytes.data(), bytes.size()) == LAMPYR_OK;
+  }
+  bool push_many(const std::vector<Session>& sessions, uint32_t command, std::string_view bytes) {
+    need(api_.push_many, "push_many");
+    return api_.push_many(host_, sessions.data(), sessions.size(), command, bytes.data(), bytes.size()) == LAMPYR_OK;
+  }
+  bool broadcast(const std::string& group, uint32_t command, std::string_view bytes) {
+    need(api_.broadcast, "broadcast");
+    return api_.broadcast(host_, group.c_str(), command, bytes.data(), bytes.size()) == LAMPYR_OK;
+  }
+  bool join(const std::string& group, Session s) {
+    need(api_.join_group, "join_group");
+    return api_.join_group(host_, group.c_str(), s) == LAMPYR_OK;
+  }
+  bool leave(const std::string& group, Session s) {
+    need(api_.leave_group, "leave_group");
+    return api_.leave_group(host_, group.c_str(), s) == LAMPYR_OK;
+  }
+  bool kick(Session s) {
+    need(api_.kick, "kick");
+    return api_.kick(host_, s) == LAMPYR_OK;
+  }
+  // Routes this session's forwarded requests to `node` ("" unbinds).
+  bool bind(Session s, const std::string& node) {
+    need(api_.bind, "bind");
+    return api_.bind(host_, s, node.c_str()) == LAMPYR_OK;
+  }
+
+  // ---- Session data kept by the host (survives reloads) ----
+  std::optional<std::string> session_get(Session s, const std::string& key) {
+    need(api_.session_get, "session_get");
+    std::optional<std::string> out;
+    auto sink = [](void* user, const char* data, size_t len) {
+      static_cast<std::optional<std::string>*>(user)->emplace(data, len);
+    };
+    if (api_.session_get(host_, s, key.c_str(), +sink, &out) != LAMPYR_OK) return std::nullopt;
+    return out;
+  }
+  bool session_set(Session s, const std::string& key, std::string_view bytes) {
+    need(api_.session_set, "session_set");
+    // A NULL pointer with length 0 means "erase": give an empty value a real pointer.
+    return api_.session_set(host_, s, key.c_str(), bytes.data() ? bytes.data() : "", bytes.size()) == LAMPYR_OK;
+  }
+  bool session_erase(Session s, const std::string& key) {
+    need(api_.session_set, "session_set");
+    return api_.session_set(host_, s, key.c_str(), nullptr, 0) == LAMPYR_OK;
+  }
+
+  // ---- Timers (0 = refused: the generation is draining) ----
+  TimerId after(uint64_t ms, std::function<void()> fn) { return start_timer(ms, 0, std::move(fn)); }
+  TimerId every(uint64_t ms, std::function<void()> fn) { return start_timer(ms, ms, std::move(fn)); }
+  bool cancel(TimerId id) {
+    auto it = timers_.find(id);
+    if (it == timers_.end()) return false;
+    uint64_t host_id = it->second.host_id;
+    timers_.erase(it);
+    need(api_.timer_cancel, "timer_cancel");
+    return api_.timer_cancel(host_, host_id) == LAMPYR_OK;
+  }
+  size_t timer_count() const { return timers_.size(); }
+  uint64_t now_ms() {
+    need(api_.now_ms, "now_ms");
+    return api_.now_ms(host_);
+  }
+
+  // ---- Remote calls ----
+  // The continuation runs exactly once (ok, error, timeout, unavailable,
+  // cancelled) when this returns true; never when it returns false.
+  bool call(const std::string& node, const std::string& method, std::string_view args, Continuation then,
+            uint64_t timeout_ms = 0) {
+    need(api_.call, "call");
+    uint64_t cookie = ++next_cookie_;
+    calls_.emplace(cookie, std::move(then));
+    if (api_.call(host_, node.c_str(), method.c_str(), args.data(), args.size(), timeout_ms, cookie) != LAMPYR_OK) {
+      calls_.erase(cookie);
+      return false;
+    }
+    return true;
+  }
+  bool notify(const std::string& node, const std::string& method, std::string_view args) {
+    need(api_.notify, "notify");
+    return api_.notify(host_, node.c_str(), method.c_str(), args.data(), args.size()) == LAMPYR_OK;
+  }
+  size_t pending_calls() const { return calls_.size(); }
+
+  // ---- Log (tagged with the plugin name by the host) ----
+  void log(int level, std::string_view message) {
+    std::string line(message);
+    if (api_.log) {
+      api_.log(host_, level, line.c_str());
+    } else {
+      std::fprintf(stderr, "[%s] %s\n", name_.c_str(), line.c_str());
+    }
+  }
+  void debug(const std::string& m) { log(LAMPYR_LOG_DEBUG, m); }
+  void info(const std::string& m) { log(LAMPYR_LOG_INFO, m); }
+  void warn(const std::string& m) { log(LAMPYR_LOG_WARN, m); }
+  void error(const std::string& m) { log(LAMPYR_LOG_ERROR, m); }
+  __attribute__((format(printf, 2, 3))) void debugf(const char* fmt, ...) { LAMPYR_SDK_VLOG_(LAMPYR_LOG_DEBUG); }
+  __attribute__((format(printf, 2, 3))) void infof(const char* fmt, ...) { LAMPYR_SDK_VLOG_(LAMPYR_LOG_INFO); }
+  __attribute__((format(printf, 2, 3))) void warnf(const char* fmt, ...) { LAMPYR_SDK_VLOG_(LAMPYR_LOG_WARN); }
+  __attribute__((format(printf, 2, 3))) void errorf(const char* fmt, ...) { LAMPYR_SDK_VLOG_(LAMPYR_LOG_ERROR); }
+
+  // ---- Metrics (labelled plugin="<name>" by the host) ----
+  bool counter_add(const std::string& name, const std::string& help, uint64_t delta = 1) {
+    need(api_.counter_add, "counter_add");
+    return api_.counter_add(host_, name.c_str(), help.c_str(), delta) == LAMPYR_OK;
+  }
+  bool gauge_set(const std::string& name, const std::string& help, int64_t value) {
+    need(api_.gauge_set, "gauge_set");
+    return api_.gauge_set(host_, name.c_str(), help.c_str(), value) == LAMPYR_OK;
+  }
+
+  // The host's handle and lookup, for host functions this header does not wrap.
+  lampyr_host* host_handle() const { return host_; }
+  void* host_function(const char* name) const { return get_api_ ? get_api_(name) : nullptr; }
+
+ private:
+  friend class Request;
+  friend class RemoteCall;
+  friend struct detail::Entry;
+  template <class T>
+  friend int detail::init_entry(const lampyr_init_args*, void**, char*, size_t, const char*, const char*, uint32_t);
+
+  struct Api {
+    lampyr_fn_alloc alloc = nullptr;
+    lampyr_fn_log log = nullptr;
+    lampyr_fn_register_command register_command = nullptr;
+    lampyr_fn_register_remote register_remote = nullptr;
+    lampyr_fn_reply reply = nullptr;
+    lampyr_fn_decline decline = nullptr;
+    lampyr_fn_fail fail = nullptr;
+    lampyr_fn_push push = nullptr;
+    lampyr_fn_push_many push_many = nullptr;
+    lampyr_fn_broadcast broadcast = nullptr;
+    lampyr_fn_group join_group = nullptr;
+    lampyr_fn_group leave_group = nullptr;
+    lampyr_fn_kick kick = nullptr;
+    lampyr_fn_session_set session_set = nullptr;
+    lampyr_fn_session_get session_get = nullptr;
+    lampyr_fn_timer_start timer_start = nullptr;
+    lampyr_fn_timer_cancel timer_cancel = nullptr;
+    lampyr_fn_counter_add counter_add = nullptr;
+    lampyr_fn_gauge_set gauge_set = nullptr;
+    lampyr_fn_now_ms now_ms = nullptr;
+    lampyr_fn_call call = nullptr;
+    lampyr_fn_notify notify = nullptr;
+    lampyr_fn_bind bind = nullptr;
+    lampyr_fn_watch_sessions watch_sessions = nullptr;
+    lampyr_fn_set_router set_router = nullptr;
+  };
+  struct Timer {
+    uint64_t host_id = 0;
+    bool repeat = false;
+    std::function<void()> fn;
+  };
+
+
+  void attach(const lampyr_init_args* a, const char* name, const char* version, uint32_t schema) {
+    host_ = a->host;
+    get_api_ = a->get_api;
+    name_ = name;
+    version_ = version;
+    schema_ = schema;
+    if (a->server_name) server_name_ = a->server_name;
+    if (a->config_json) config_.assign(a->config_json, a->config_len);
+    generation_ = a->generation;
+    auto get = [this](auto& slot, const char* fn) { slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(get_api_(fn)); };
+    get(api_.alloc, "alloc");
+    get(api_.log, "log");
+    get(api_.register_command, "register_command");
+    get(api_.register_remote, "register_remote");
+    get(api_.reply, "reply");
+    get(api_.decline, "decline");
+    get(api_.fail, "fail");
+    get(api_.push, "push");
+    get(api_.push_many, "push_many");
+    get(api_.broadcast, "broadcast");
+    get(api_.join_group, "join_group");
+    get(api_.leave_group, "leave_group");
+    get(api_.kick, "kick");
+    get(api_.session_set, "session_set");
+    get(api_.session_get, "session_get");
+    get(api_.timer_start, "timer_start");
+    get(api_.timer_cancel, "timer_cancel");
+    get(api_.counter_add, "counter_add");
+    get(api_.gauge_set, "gauge_set");
+    get(api_.now_ms, "now_ms");
+    get(api_.call, "call");
+    get(api_.notify, "notify");
+    get(api_.bind, "bind");
+    get(api_.watch_sessions, "watch_sessions");
+    get(api_.set_router, "set_router");
+  }
+
+  static void need(bool present, const char* name) {
+    if (!present) throw Error(std::string("this host has no '") + name + "' function");
+  }
+
+  TimerId start_timer(uint64_t delay, uint64_t repeat, std::function<void()> fn) {
+    need(api_.timer_start, "timer_start");
+    uint64_t cookie = ++next_cookie_;
+    uint64_t host_id = api_.timer_start(host_, delay, repeat, cookie);
+    if (host_id == 0) return 0;
+    timers_.emplace(cookie, Timer{host_id, repeat > 0, std::move(fn)});
+    return cookie;
+  }
+
+  // Answers go through here so a dispatch can tell whether its request was
+  // answered (a throwing handler's request gets fail() only if not).
+  int answer(lampyr_token token, int kind, std::string_view data, int code) {
+    if (token == dispatch_token_) dispatch_answered_ = true;
+    switch (kind) {
+      case 0:
+        need(api_.reply, "reply");
+        return api_.reply(host_, token, data.data(), data.size());
+      case 1:
+        need(api_.decline, "decline");
+        return api_.decline(host_, token);
+      default: {
+        need(api_.fail, "fail");
+        std::string msg(data);
+        return api_.fail(host_, token, code, msg.c_str());
+      }
+    }
+  }
+
+  // Logs an exception that escaped a callback; returns its text.
+  std::string report(const char* where) {
+    std::string what;
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+    try {
+      log(LAMPYR_LOG_ERROR, std::string(where) + ": " + what);
+    } catch (...) {
+    }
+    return what;
+  }
+
+  lampyr_host* host_ = nullptr;
+  lampyr_get_api_fn get_api_ = nullptr;
+  Api api_;
+  std::string name_, version_, server_name_, config_;
+  uint32_t schema_ = 0;
+  uint64_t generation_ = 0;
+  bool draining_ = false;
+  uint64_t next_cookie_ = 0;
+  lampyr_token dispatch_token_ = 0;
+  bool dispatch_answered_ = false;
+  std::unordered_map<uint32_t, RequestHandler> commands_;
+  std::unordered_map<std::string, RemoteHandler> remotes_;
+  std::unordered_map<uint64_t, Timer> timers_;
+  std::unordered_map<uint64_t, Continuation> calls_;
+  SessionWatcher watcher_;
+  Router router_;
+};
+
+#undef LAMPYR_SDK_VLOG_
+
+inline bool Request::reply(std::string_view bytes) const {
+  return plugin_ && plugin_->answer(token_, 0, bytes, 0) == LAMPYR_OK;
+}
+inline bool Request::decline() const { return plugin_ && plugin_->answer(token_, 1, {}, 0) == LAMPYR_OK; }
+inline bool Request::fail(int code, std::string_view message) const {
+  return plugin_ && plugin_->answer(token_, 2, message, code) == LAMPYR_OK;
+}
+inline bool RemoteCall::reply(std::string_view bytes) const {
+  return plugin_ && token_ != 0 && plugin_->answer(token_, 0, bytes, 0) == LAMPYR_OK;
+}
+inline bool RemoteCall::fail(std::string_view message) const {
+  return plugin_ && token_ != 0 && plugin_->answer(token_, 2, message, LAMPYR_FAIL_HANDLER_ERROR) == LAMPYR_OK;
+}
+
+namespace detail {
+
+// The C callbacks of the descriptor. Each one catches everything.
+struct Entry {
+  static Plugin* self(void* ctx) { return static_cast<Plugin*>(ctx); }
+
+  static int save_state(void* ctx, char** out, size_t* out_len, char* err, size_t cap) {
+    Plugin* p = self(ctx);
+    try {
+      std::string bytes = p->save_state();
+      *out = nullptr;
+      *out_len = 0;
+      if (bytes.empty()) return LAMPYR_OK;
+      Plugin::need(p->api_.alloc, "alloc");
+      char* buf = static_cast<char*>(p->api_.alloc(bytes.size()));
+      if (!buf) throw Error("host alloc failed");
+      std::memcpy(buf, bytes.data(), bytes.size());
+      *out = buf;
+      *out_len = bytes.size();
+      return LAMPYR_OK;
+    } catch (...) {
+      write_err(err, cap, p->report("save_state").c_str());
+      return LAMPYR_ERR;
+    }
+  }
+
+  static int restore_state(void* ctx, const char* data, size_t len, uint32_t from_schema, char* err, size_t cap) {
+    Plugin* p = self(ctx);
+    try {
+      if (p->restore_state(std::string_view(data ? data : "", len), from_schema)) return LAMPYR_OK;
+      write_err(err, cap, ("restore_state refused state of schema " + std::to_string(from_schema)).c_str());
+      return LAMPYR_ERR;
+    } catch (...) {
+      write_err(err, cap, p->report("restore_state").c_str());
+      return LAMPYR_ERR;
+    }
+  }
+
+  static void on_request(void* ctx, const lampyr_request* req) {
+    Plugin* p = self(ctx);
+    p->dispatch_token_ = req->token;
+    p->dispatch_answered_ = false;
+    try {
+      auto it = p->commands_.find(req->command);
+      if (it == p->commands_.end()) throw Error("no handler for command " + std::to_string(req->command));
+      Request r;
+      r.plugin_ = p;
+      r.token_ = req->token;
+      r.session_ = req->session;
+      r.command_ = req->command;
+      r.body_.assign(req->body ? req->body : "", req->body_len);
+      it->second(r);
+    } catch (...) {
+      std::string what = p->report(("command " + std::to_string(req->command)).c_str());
+      if (!p->dispatch_answered_ && p->api_.fail) p->api_.fail(p->host_, req->token, LAMPYR_FAIL_HANDLER_ERROR, what.c_str());
+    }
+    p->dispatch_token_ = 0;
+  }
+
+  static void on_remote(void* ctx, const lampyr_remote_call* call) {
+    Plugin* p = self(ctx);
+    p->dispatch_token_ = call->token;
+    p->dispatch_answered_ = false;
+    try {
+      std::string method = call->method ? call->method : "";
+      auto it = p->remotes_.find(method);
+      if (it == p->remotes_.end()) throw Error("no handler for remote method " + method);
+      RemoteCall c;
+      c.plugin_ = p;
+      c.token_ = call->token;
+      c.from_ = call->from_node ? call->from_node : "";
+      c.method_ = std::move(method);
+      c.args_.assign(call->args ? call->args : "", call->args_len);
+      it->second(c);
+    } catch (...) {
+      std::string what = p->report("remote method");
+      if (call->token != 0 && !p->dispatch_answered_ && p->api_.fail)
+        p->api_.fail(p->host_, call->token, LAMPYR_FAIL_HANDLER_ERROR, what.c_str());
+    }
+    p->dispatch_token_ = 0;
+  }
+
+  static void on_timer(void* ctx, uint64_t cookie) {
+    Plugin* p = self(ctx);
+    try {
+      auto it = p->timers_.find(cookie);
+      if (it == p->timers_.end()) return;  // cancelled meanwhile
+      if (it->second.repeat) {
+        // A copy: the callback may cancel its own timer (erasing the entry).
+        std::function<void()> fn = it->second.fn;
+        fn();
+      } else {
+        std::function<void()> fn = std::move(it->second.fn);
+        p->timers_.erase(it);
+        fn();
+      }
+    } catch (...) {
+      p->report("timer");
+    }
+  }
+
+  static void on_complete(void* ctx, uint64_t cookie, int status, const char* data, size_t len) {
+    Plugin* p = self(ctx);
+    try {
+      auto it = p->calls_.find(cookie);
+      if (it == p->calls_.end()) return;
+      Plugin::Continuation fn = std::move(it->second);
+      p->calls_.erase(it);
+      fn(CallStatus{status}, std::string_view(data ? data : "", len));
+    } catch (...) {
+      p->report("call continuation");
+    }
+  }
+
+  static void on_session(void* ctx, lampyr_session s, int open) {
+    Plugin* p = self(ctx);
+    try {
+      if (p->watcher_) p->watcher_(s, open != 0);
+    } catch (...) {
+      p->report("session watcher");
+    }
+  }
+
+  static int route(void* ctx, lampyr_session s, uint32_t command, const char* body, size_t body_len, char* node,
+                   size_t node_cap) {
+    Plugin* p = self(ctx);
+    if (node_cap > 0) node[0] = '\0';
+    try {
+      if (!p->router_) return LAMPYR_OK;
+      std::string name = p->router_(s, command, std::string_view(body ? body : "", body_len));
+      if (name.size() >= node_cap) throw Error("node name too long: " + name);
+      std::memcpy(node, name.c_str(), name.size() + 1);
+      return LAMPYR_OK;
+    } catch (...) {
+      p->report("router");
+      if (node_cap > 0) node[0] = '\0';
+      return LAMPYR_ERR;
+    }
+  }
+
+  static void on_stop(void* ctx) {
+    Plugin* p = self(ctx);
+    p->draining_ = true;
+    // The host cancelled this generation's timers; drop their callbacks.
+    p->timers_.clear();
+    try {
+      p->on_stop();
+    } catch (...) {
+      p->report("on_stop");
+    }
+  }
+
+  static void destroy(void* ctx) {
+    try {
+      delete self(ctx);
+    } catch (...) {
+    }
+  }
+};
+
+template <class T>
+int init_entry(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap, const char* name,
+               const char* version, uint32_t schema) {
+  *ctx = nullptr;
+  T* p = nullptr;
+  try {
+    p = new T();
+    Plugin* base = p;
+    base->attach(args, name, version, schema);
+    base->init();
+    *ctx = base;
+    return LAMPYR_OK;
+  } catch (const std::exception& e) {
+    write_err(err, err_cap, e.what());
+  } catch (...) {
+    write_err(err, err_cap, "init threw a non-standard exception");
+  }
+  // Leave nothing running: timers started in init are the host's to forget
+  // (the generation is discarded), our side is freed here.
+  delete p;
+  return LAMPYR_ERR;
+}
+
+}  // namespace detail
+}  // namespace lampyr::sdk
+
+// Exports the plugin class `Class` under `name` (as in the config's
+// "plugins"), with a free-text `version` and the `schema` number of the
+// bytes its save_state() produces. Use once per plugin, in one .cpp file.
+// The descriptor is a constant-initialised POD with internal linkage, so
+// nothing here needs a constructor, a destructor or a unique symbol.
+#define LAMPYR_PLUGIN(Class, name, version, schema)                                                            \
+  static int lampyr_sdk_init_(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap) {            \
+    return ::lampyr::sdk::detail::init_entry<Class>(args, ctx, err, err_cap, name, version, schema);           \
+  }                                                                                                            \
+  static const lampyr_plugin_desc lampyr_sdk_desc_ = {                                                         \
+      sizeof(lampyr_plugin_desc),                                                                              \
+      LAMPYR_ABI_MAJOR,                                                                                        \
+      LAMPYR_ABI_MINOR,                                                                                        \
+      LAMPYR_SDK_SIGNATURE,                                                                                    \
+      name,                                                                                                    \
+      version,                                                                                                 \
+      schema,                                                                                                  \
+      &lampyr_sdk_init_,                                                                                       \
+      &::lampyr::sdk::detail::Entry::save_state,                                                               \
+      &::lampyr::sdk::detail::Entry::restore_state,                                                            \
+      &::lampyr::sdk::detail::Entry::on_request,                                                               \
+      &::lampyr::sdk::detail::Entry::on_remote,                                                                \
+      &::lampyr::sdk::detail::Entry::on_timer,                                                                 \
+      &::lampyr::sdk::detail::Entry::on_complete,                                                              \
+      &::lampyr::sdk::detail::Entry::on_session,                                                               \
+      &::lampyr::sdk::detail::Entry::route,                                                                    \
+      &::lampyr::sdk::detail::Entry::on_stop,                                                                  \
+      &::lampyr::sdk::detail::Entry::destroy,                                                                  \
+  };                                                                                                           \
+  extern "C" __attribute__((visibility("default"))) const lampyr_plugin_desc* lampyr_plugin_entry(void) {     \
+    return &lampyr_sdk_desc_;                                                                                  \
+  }
+
+#endif  // LAMPYR_PLUGIN_HPP
