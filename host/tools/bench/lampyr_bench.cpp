@@ -216,13 +216,14 @@ int main(int argc, char** argv) {
   phase.store(static_cast<int>(Phase::kStop));
   for (auto& t : threads) t.join();
 
-  uint64_t replies = 0, errors = 0;
+  uint64_t replies = 0, errors = 0, silent = 0;
   std::string first_error;
   std::vector<uint32_t> lat;
   for (auto& w : workers) {
     auto& s = w->stats();
     replies += s.replies;
     errors += s.errors;
+    silent += s.silent_connections;
     if (first_error.empty()) first_error = s.first_error;
     lat.insert(lat.end(), s.latency_ns.begin(), s.latency_ns.end());
   }
@@ -240,7 +241,8 @@ int main(int argc, char** argv) {
     const int64_t per = (rss_after - rss_before) / a.connections;
     if (a.json) {
       o << "{\"mode\":\"idle\",\"connections\":" << a.connections << ",\"rss_before_bytes\":" << rss_before
-        << ",\"rss_after_bytes\":" << rss_after << ",\"bytes_per_session\":" << per << ",\"errors\":" << errors;
+        << ",\"rss_after_bytes\":" << rss_after << ",\"bytes_per_session\":" << per << ",\"errors\":" << errors
+        << ",\"silent_connections\":" << silent;
     } else {
       o << "idle sessions: " << a.connections << "\nserver RSS before: " << rss_before / 1024
         << " KiB\nserver RSS after: " << rss_after / 1024 << " KiB\nper session: " << per
@@ -255,13 +257,14 @@ int main(int argc, char** argv) {
       o << "{\"mode\":\"load\",\"connections\":" << a.connections << ",\"depth\":" << a.depth
         << ",\"threads\":" << a.threads << ",\"body_bytes\":" << a.body_bytes << ",\"duration_s\":" << window
         << ",\"requests\":" << replies << ",\"rps\":" << rps << ",\"p50_us\":" << p50 << ",\"p99_us\":" << p99
-        << ",\"p999_us\":" << p999 << ",\"errors\":" << errors;
+        << ",\"p999_us\":" << p999 << ",\"errors\":" << errors << ",\"silent_connections\":" << silent;
       if (!a.pids.empty()) o << ",\"server_cpu_us_per_req\":" << per_req;
       o << ",\"client_cpu_us_per_req\":" << client_per_req;
     } else {
       o << "connections " << a.connections << ", depth " << a.depth << ", body " << a.body_bytes << " B, "
         << a.threads << " thread(s), " << window << " s\nrequests: " << replies << "\nrequests/s: " << rps
-        << "\nlatency us: p50 " << p50 << "  p99 " << p99 << "  p999 " << p999 << "\nerrors: " << errors;
+        << "\nlatency us: p50 " << p50 << "  p99 " << p99 << "  p999 " << p999 << "\nerrors: " << errors
+        << "\nconnections without a correct reply: " << silent;
       if (!a.pids.empty()) o << "\nserver CPU us/req: " << per_req;
       o << "\nclient CPU us/req: " << client_per_req;
     }

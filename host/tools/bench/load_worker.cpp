@@ -82,6 +82,8 @@ void LoadWorker::Run(std::atomic<int>* ready, std::atomic<int>* answered) {
       }
     }
   }
+  for (const Conn& c : conns_)
+    if (c.correct == 0) ++stats_.silent_connections;
 }
 
 void LoadWorker::Open(Conn* c) {
@@ -186,10 +188,13 @@ void LoadWorker::OnReadable(Conn* c, int64_t now) {
       if (stats_.first_error.empty())
         stats_.first_error = "wrong reply: command " + std::to_string(f.command) + ", " +
                              std::to_string(f.body.size()) + " body bytes";
-    } else if (measuring) {
-      ++stats_.replies;
-      int64_t lat = now - c->sent_ns[c->ring_head];
-      stats_.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(lat, UINT32_MAX)));
+    } else {
+      ++c->correct;
+      if (measuring) {
+        ++stats_.replies;
+        int64_t lat = now - c->sent_ns[c->ring_head];
+        stats_.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(lat, UINT32_MAX)));
+      }
     }
     ++c->expect_seq;
     c->ring_head = (c->ring_head + 1) % depth;

@@ -33,6 +33,7 @@ struct LoadStats {
   uint64_t errors = 0;                 // wrong replies, failed connects, closed connections
   std::vector<uint32_t> latency_ns;    // one per measured reply
   std::string first_error;             // the first error seen, for the report
+  uint64_t silent_connections = 0;     // connections that never got a correct reply
 };
 
 class LoadWorker {
@@ -46,6 +47,7 @@ class LoadWorker {
   // established (or failed), and in one-shot mode bumps `answered` once per
   // connection whose single round trip completed.
   void Run(std::atomic<int>* ready, std::atomic<int>* answered);
+  // Valid after Run returned.
   LoadStats& stats() { return stats_; }
 
  private:
@@ -59,6 +61,7 @@ class LoadWorker {
     std::string out;           // bytes the socket did not take yet
     std::vector<int64_t> sent_ns;  // ring of send times, one per request in flight
     uint32_t ring_head = 0, in_flight = 0;
+    uint64_t correct = 0;      // verified replies, any phase
   };
 
   void Open(Conn* c);
