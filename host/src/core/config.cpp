@@ -19,6 +19,11 @@ const ServerConfig* Config::FindServer(std::string_view name) const {
   return it == servers.end() ? nullptr : &it->second;
 }
 
+const PluginConfig* Config::FindPlugin(std::string_view name) const {
+  auto it = plugins.find(std::string(name));
+  return it == plugins.end() ? nullptr : &it->second;
+}
+
 namespace {
 
 // An empty key ({"": 1}) still gets a visible path: `""` (found by fuzz_config).

@@ -117,6 +117,7 @@ struct Config {
   Json::Value raw;  // the parsed document as read
 
   const ServerConfig* FindServer(std::string_view name) const;
+  const PluginConfig* FindPlugin(std::string_view name) const;
 };
 
 struct ConfigIssue {

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "data/data_engine.h"
 #include "net/net_server.h"
+#include "plugin/plugin_host.h"
 #include "server/control.h"
 
 namespace lampyr {
@@ -78,6 +79,12 @@ Status Server::Start() {
     forwarder_ = std::make_unique<Forwarder>(&loop_, config_, *self_, hub_.get(), &commands_, net_.get());
     forwarder_->Install();
     InstallControl(this);  // lampyr.status/reload/metrics/stop for the master (server/control.h)
+  }
+  if (!self_->plugins.empty()) {
+    plugins_ = std::make_unique<plugin::PluginHost>(&loop_, config_, *self_, &commands_, net_.get(), hub_.get(),
+                                                    forwarder_.get());
+    Status s = plugins_->LoadAll();
+    if (!s.ok()) return s;
   }
   if (self_->webport != 0) {
     admin_ = std::make_unique<AdminHttp>(&loop_, config_.master.admin_token);

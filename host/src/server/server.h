@@ -21,6 +21,9 @@ class AdminHttp;
 namespace data {
 class DataEngine;
 }
+namespace plugin {
+class PluginHost;
+}
 
 class Server : NonCopyable {
  public:
@@ -40,7 +43,9 @@ class Server : NonCopyable {
   // Null when the server has no channel links (no rootport, remoteport or master).
   ChannelHub* channels() { return hub_.get(); }
   Forwarder* forwarder() { return forwarder_.get(); }
-  AdminHttp* admin() { return admin_.get(); }  // null without servers.<name>.webport
+  AdminHttp* admin() { return admin_.get(); }
+  // Null when the server runs no plugins.
+  plugin::PluginHost* plugins() { return plugins_.get(); }  // null without servers.<name>.webport
   // The data layer (docs/data.md); null unless servers.<name>.db is true.
   data::DataEngine* data() { return data_.get(); }
   const ServerConfig& server_config() const { return *self_; }
@@ -58,6 +63,8 @@ class Server : NonCopyable {
   std::unique_ptr<NetServer> net_;
   std::unique_ptr<ChannelHub> hub_;
   std::unique_ptr<Forwarder> forwarder_;  // after hub_: destroyed before it
+  // After what plugins use: destroyed (plugins stopped) before it.
+  std::unique_ptr<plugin::PluginHost> plugins_;
   bool stopping_ = false;
   std::unique_ptr<AdminHttp> admin_;  // last: destroyed first, before what its routes use
 };

@@ -1,0 +1,26 @@
+// The gate a plugin file passes before anything loads it (DESIGN §6).
+//
+// dlopen runs the library's constructors and may make it impossible to
+// unload, so the checks read the ELF file itself: a shared object that
+//  - defines STB_GNU_UNIQUE symbols (glibc marks it NODELETE and a new
+//    generation binds to the old one's data),
+//  - imports __cxa_thread_atexit(_impl) (a thread_local with a destructor
+//    pins the library),
+//  - is linked with -z nodelete (DF_1_NODELETE),
+//  - or exports more than the entry symbol
+// is refused with a message that says which symbol and how to fix it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "core/status.h"
+
+namespace lampyr::plugin {
+
+// Checks an in-memory image of the file (parsing only; never trusts sizes).
+Status CheckPluginImage(const unsigned char* data, size_t size, const std::string& entry_symbol);
+// Reads `path` and checks it.
+Status CheckPluginFile(const std::string& path, const std::string& entry_symbol);
+
+}  // namespace lampyr::plugin
