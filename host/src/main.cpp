@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "master/master.h"
 #include "server/server.h"
 
 namespace {
@@ -62,6 +63,11 @@ int main(int argc, char** argv) {
     Usage(stderr);
     return 2;
   }
+  lampyr::log::Level cli_level = lampyr::log::Level::kInfo;
+  if (!level.empty() && !lampyr::log::ParseLevel(level, &cli_level)) {
+    fprintf(stderr, "lampyr: --log-level: expected debug, info, warn or error, got '%s'\n", level.c_str());
+    return 2;
+  }
 
   lampyr::Config config;
   std::vector<lampyr::ConfigIssue> issues;
@@ -82,14 +88,23 @@ int main(int argc, char** argv) {
   RaiseFileLimit();
   signal(SIGPIPE, SIG_IGN);
 
+  std::string err;
   if (server.empty()) {
-    fprintf(stderr, "lampyr: master mode is not built yet; run one server with --server NAME\n");
-    return 2;
+    // The master: supervises every server; --log-level is passed on to them.
+    if (!lampyr::log::Init("master", config.master.log, cli_level, &err)) fprintf(stderr, "lampyr: %s\n", err.c_str());
+    lampyr::Master master(config, level);
+    st = master.Start();
+    if (!st.ok()) {
+      LOG_ERROR("main", "master failed to start: %s", st.message().c_str());
+      return 1;
+    }
+    master.Run();
+    LOG_INFO("main", "master stopped");
+    return 0;
   }
   const lampyr::ServerConfig* sc = config.FindServer(server);
   lampyr::log::Level lvl = lampyr::log::Level::kInfo;
   lampyr::log::ParseLevel(level.empty() ? sc->log_level : level, &lvl);
-  std::string err;
   if (!lampyr::log::Init(server, sc->log, lvl, &err)) fprintf(stderr, "lampyr: %s\n", err.c_str());
 
   lampyr::Server srv(config, server);
