@@ -7,10 +7,11 @@
 //   1  body = ms: calls <node>.<method>(ms) and, when it completes, replies
 //      "gen=<G> status=<ok|...> reply=<bytes> draining=<0|1>"
 //   2  replies "gen=<G> pending=<calls in flight>"
-//   3  body = ms: keeps the request and answers it from a timer after ms
-//      ("gen=<G> timer"). A reload cancels the old generation's timers, so
-//      after a reload this request is only ever answered by the host's
-//      cleanup of the retired generation (or never: that is what it tests).
+//   3  body = ms: keeps the request and answers it from a one-shot timer
+//      after ms ("gen=<G> timer draining=<0|1>"). The host keeps a draining
+//      generation's one-shot timers (promised work), so after a reload the
+//      OLD generation answers; it unloads once that is done.
+// Command 1 needs channel links (a hub) on the server; 3 works anywhere.
 #include <lampyr/plugin.hpp>
 
 namespace {
@@ -33,7 +34,10 @@ class Drain : public lampyr::sdk::Plugin {
     on(3, [this](Request& r) {
       Request kept = r;
       uint64_t ms = std::strtoull(r.body().c_str(), nullptr, 10);
-      if (after(ms, [this, kept] { kept.reply("gen=" + std::to_string(generation()) + " timer"); }) == 0)
+      auto answer = [this, kept] {
+        kept.reply("gen=" + std::to_string(generation()) + " timer draining=" + (draining() ? "1" : "0"));
+      };
+      if (after(ms, answer) == 0)
         r.fail(LAMPYR_FAIL_UNAVAILABLE, "timer refused");
     });
   }

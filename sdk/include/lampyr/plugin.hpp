@@ -336,8 +336,9 @@ class Plugin {
   // State from the previous generation, saved with schema `from_schema`.
   // Return false (or throw) to refuse: the reload is rolled back.
   virtual bool restore_state(std::string_view /*bytes*/, uint32_t /*from_schema*/) { return true; }
-  // This generation was replaced and drains: its timers are gone, it gets
-  // completions of what it started and may answer requests it holds.
+  // This generation was replaced and drains: its repeating timers are gone,
+  // its one-shot timers and call completions still arrive, it may answer
+  // requests it holds, and it can start nothing new (after/call return 0/false).
   virtual void on_stop() {}
 
   // ---- Identity ----
@@ -825,8 +826,12 @@ struct Entry {
   static void on_stop(void* ctx) {
     Plugin* p = self(ctx);
     p->draining_ = true;
-    // The host cancelled this generation's timers; drop their callbacks.
-    p->timers_.clear();
+    // The host cancelled this generation's repeating timers (they would
+    // never let it drain); one-shot timers are promised work and still fire.
+    for (auto it = p->timers_.begin(); it != p->timers_.end();) {
+      if (it->second.repeat) it = p->timers_.erase(it);
+      else ++it;
+    }
     try {
       p->on_stop();
     } catch (...) {
