@@ -50,6 +50,7 @@ NetServer::NetServer(EventLoop* loop, const ProtocolConfig& protocol, const Comm
   limits_.server_version = protocol.server_version;
   limits_.max_body = protocol.max_body;
   reap_ev_ = event_new(loop_->base(), -1, 0, &NetServer::OnReap, this);
+  flush_ev_ = event_new(loop_->base(), -1, 0, &NetServer::OnFlush, this);
   if (protocol.idle_timeout_s > 0) {
     // A common timeout keeps every session's idle timer in one O(1) queue
     // instead of the heap: re-arming it on each read costs almost nothing.
@@ -70,6 +71,7 @@ NetServer::~NetServer() {
   sessions_.clear();
   m_sessions_->Set(0);
   event_free(reap_ev_);
+  event_free(flush_ev_);
 }
 
 Status NetServer::Listen(const std::string& host, uint16_t port) {
@@ -277,6 +279,21 @@ bool NetServer::Kick(SessionId id, const char* reason) {
 void NetServer::ScheduleReap(Session* s) {
   doomed_.push_back(s->id());
   event_active(reap_ev_, EV_TIMEOUT, 0);
+}
+
+void NetServer::QueueFlush(SessionId id) {
+  // Answers and pushes made outside a session's own read (async handlers,
+  // forwarded replies, broadcasts) go out together at the end of the turn.
+  if (to_flush_.empty()) event_active(flush_ev_, EV_WRITE, 0);
+  to_flush_.push_back(id);
+}
+
+void NetServer::OnFlush(int, short, void* arg) {
+  auto* self = static_cast<NetServer*>(arg);
+  self->flushing_.swap(self->to_flush_);  // a flush may queue another (it closes, a callback pushes)
+  for (SessionId id : self->flushing_)
+    if (Session* s = self->Find(id)) s->Flush();
+  self->flushing_.clear();
 }
 
 void NetServer::OnReap(int, short, void* arg) { static_cast<NetServer*>(arg)->Reap(); }

@@ -70,6 +70,8 @@ class NetServer : public Responder, NonCopyable {
   // (a protocol error ends the stream, not the replies owed before it).
   void OnSessionError(Session* s, const char* reason, bool flush = false);
   void ScheduleReap(Session* s);
+  // Session `id` has output to send at the end of this loop turn.
+  void QueueFlush(SessionId id);
   void EncodeHeader(uint32_t command, size_t body_len, uint8_t* out) const;
   void AppendFrameTo(uint32_t command, std::string_view body, std::string* out) const;
 
@@ -77,6 +79,7 @@ class NetServer : public Responder, NonCopyable {
   static void OnAccept(evconnlistener* l, int fd, sockaddr* addr, int socklen, void* arg);
   static void OnAcceptError(evconnlistener* l, void* arg);
   static void OnReap(int, short, void* arg);
+  static void OnFlush(int, short, void* arg);
   Session* Find(SessionId id) const;
   void Answer(const RequestContext& ctx, uint32_t command, std::string_view body, bool declined);
   void Reap();
@@ -90,6 +93,8 @@ class NetServer : public Responder, NonCopyable {
   uint16_t port_ = 0;
   evconnlistener* listener_ = nullptr;
   event* reap_ev_ = nullptr;
+  event* flush_ev_ = nullptr;
+  std::vector<SessionId> to_flush_, flushing_;
   const timeval* idle_tv_ = nullptr;
   std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
   std::vector<SessionId> doomed_;

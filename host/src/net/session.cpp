@@ -3,6 +3,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -18,12 +22,17 @@ using net::kHeaderSize;
 
 Session::Session(NetServer* server, SessionId id, bufferevent* bev, std::string peer)
     : server_(server), id_(id), bev_(bev), peer_(std::move(peer)) {
-  bufferevent_setcb(bev_, &Session::OnRead, nullptr, &Session::OnEvent, this);
+  bufferevent_setcb(bev_, &Session::OnRead, &Session::OnWrite, &Session::OnEvent, this);
   // libevent reads 4 KiB per callback by default; a full pipeline of small
   // requests then costs several wake-ups. 64 KiB matches the socket buffer.
   bufferevent_set_max_single_read(bev_, 64 * 1024);
   if (server_->idle_timeout()) bufferevent_set_timeouts(bev_, server_->idle_timeout(), nullptr);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // EV_WRITE stays off: with it on, every reply would register a write event
+  // (an epoll_ctl) and wait a loop turn to be sent, then unregister it (another
+  // epoll_ctl). Output is written straight to the socket by Flush instead, and
+  // EV_WRITE is armed only while the socket is full.
+  bufferevent_disable(bev_, EV_WRITE);  // a new bufferevent has it on
+  bufferevent_enable(bev_, EV_READ);
 }
 
 Session::~Session() { bufferevent_free(bev_); }
@@ -82,6 +91,7 @@ void Session::ReadFrames() {
   }
   if (!closing_) CheckFrameProgress(partial, progressed);
   in_read_ = false;
+  if (flush_queued_) Flush();  // every reply of this read in one send
 }
 
 void Session::CheckFrameProgress(bool partial, bool progressed) {
@@ -150,6 +160,42 @@ void Session::WriteEncoded(std::string_view frame) {
 
 void Session::CheckOutputCap() {
   if (pending_output() > server_->protocol().max_output_bytes) server_->OnSessionError(this, "slow_consumer");
+  else QueueFlush();
+}
+
+void Session::QueueFlush() {
+  if (flush_queued_ || closing_) return;
+  flush_queued_ = true;
+  if (!in_read_) server_->QueueFlush(id_);  // else ReadFrames flushes when it ends
+}
+
+void Session::Flush() {
+  flush_queued_ = false;
+  if (closing_ || write_armed_) return;  // the bufferevent owns the rest
+  evbuffer* out = bufferevent_get_output(bev_);
+  if (evbuffer_get_length(out) == 0) return;
+  evbuffer_iovec chunks[16];
+  int n = evbuffer_peek(out, -1, nullptr, chunks, 16);
+  iovec iov[16];
+  for (int i = 0; i < n && i < 16; ++i) iov[i] = {chunks[i].iov_base, chunks[i].iov_len};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(n < 16 ? n : 16);
+  ssize_t w = sendmsg(bufferevent_getfd(bev_), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w > 0) {
+    // A bufferevent freezes the start of its output (only it may drain);
+    // libevent's own writer lifts the freeze the same way.
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, static_cast<size_t>(w));
+    evbuffer_freeze(out, 1);
+  }
+  else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close("socket_error");
+  if (evbuffer_get_length(out) > 0) {
+    // The socket is full: let the bufferevent write the rest when it drains
+    // (OnWrite disarms it again).
+    write_armed_ = true;
+    bufferevent_enable(bev_, EV_WRITE);
+  }
 }
 
 void Session::Close(const char* reason, bool flush) {
@@ -163,14 +209,22 @@ void Session::Close(const char* reason, bool flush) {
     static const timeval kFlushTimeout = {5, 0};
     bufferevent_set_timeouts(bev_, nullptr, &kFlushTimeout);
     bufferevent_setcb(bev_, nullptr, &Session::OnWrite, &Session::OnEvent, this);
+    bufferevent_enable(bev_, EV_WRITE);
     return;
   }
   server_->ScheduleReap(this);
 }
 
 void Session::OnWrite(bufferevent*, void* arg) {
+  // Called when the output has drained.
   Session* s = static_cast<Session*>(arg);
-  if (s->pending_output() == 0) s->server_->ScheduleReap(s);
+  if (s->pending_output() != 0) return;
+  if (s->closing_) {
+    s->server_->ScheduleReap(s);
+    return;
+  }
+  s->write_armed_ = false;
+  bufferevent_disable(s->bev_, EV_WRITE);
 }
 
 void Session::OnEvent(bufferevent*, short what, void* arg) {

@@ -44,6 +44,9 @@ class Session : NonCopyable {
   std::vector<std::string>& groups() { return groups_; }
   const char* close_reason() const { return close_reason_; }
   size_t pending_output() const;
+  // Sends queued output straight to the socket (NetServer calls it at the
+  // end of the loop turn for output written outside this session's reads).
+  void Flush();
 
  private:
   static void OnRead(bufferevent* bev, void* arg);
@@ -51,6 +54,7 @@ class Session : NonCopyable {
   static void OnEvent(bufferevent* bev, short what, void* arg);
   void ReadFrames();
   void CheckOutputCap();
+  void QueueFlush();
   void CheckFrameProgress(bool partial, bool progressed);
   uint32_t inflight() const { return next_seq_ - next_reply_seq_; }
 
@@ -70,6 +74,8 @@ class Session : NonCopyable {
   const char* close_reason_ = "";
   bool read_paused_ = false;
   bool in_read_ = false;
+  bool flush_queued_ = false;  // output waits for Flush (end of read or of turn)
+  bool write_armed_ = false;   // EV_WRITE enabled: the socket was full
   int64_t partial_since_us_ = 0;  // when the current incomplete frame stalled
   std::vector<std::string> groups_;
 };
