@@ -1,0 +1,460 @@
+// The master with real processes: `lampyr --conf FILE` starts gate, net and
+// games as children, supervises them, and serves the cluster admin API. The
+// faults are real: kill -9 of servers and of the master, a port taken by the
+// test so a server cannot start, SIGTERM.
+#include <gtest/gtest.h>
+#include <json/reader.h>
+#include <json/value.h>
+#include <json/writer.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin/http_client.h"
+#include "harness.h"
+#include "lampyr_client.h"
+
+namespace lampyr {
+namespace {
+
+using client::Client;
+using client::Frame;
+using test::Process;
+
+enum : uint32_t {
+  kLocalEcho = 1,  // net's own builtin
+  kEcho = 100,     // game builtins, reached through the gate
+  kSleep = 102,
+};
+constexpr uint32_t kErrorCommand = 0xFFFFFFFF;
+constexpr const char* kToken = "test-token";
+
+void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Polls `pred` every 20 ms for up to `timeout_ms`.
+bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 20000) {
+  for (int64_t end = NowMs() + timeout_ms; NowMs() < end; SleepMs(20))
+    if (pred()) return true;
+  return pred();
+}
+
+// A process that exited but was not reaped yet (zombie) counts as gone.
+bool Alive(pid_t pid) {
+  std::string s = test::ReadFile("/proc/" + std::to_string(pid) + "/status");
+  return !s.empty() && s.find("State:\tZ") == std::string::npos && s.find("State:\tX") == std::string::npos;
+}
+
+// The parent pid of a live process, from /proc/PID/stat.
+pid_t ParentOf(pid_t pid) {
+  std::string s = test::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = s.rfind(')');
+  if (close == std::string::npos) return 0;
+  // ") S PPID ..."
+  return static_cast<pid_t>(std::atoi(s.c_str() + close + 4));
+}
+
+bool IsError(const Frame& f, int code) {
+  return f.command == kErrorCommand && f.body.find("\"code\":" + std::to_string(code)) != std::string::npos;
+}
+
+class MasterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_port_ = test::FreePort();
+    web_port_ = test::FreePort();
+    gate_port_ = test::FreePort();
+    net_port_ = test::FreePort();
+    conf_ = dir_.path() + "/cluster.json";
+  }
+
+  // games: the game servers' extra JSON, by name.
+  void WriteConfig(const std::map<std::string, std::string>& games = {{"game1", ""}, {"game2", ""}},
+                   const std::string& master_extra = "") {
+    std::string servers = R"("gate": {"rootport": )" + std::to_string(gate_port_) + R"(, "log": "logs/gate.log"},
+        "net":  {"netport": )" + std::to_string(net_port_) + R"(, "forward": "gate",
+                 "remoteport": [{"rootname": "gate"}], "builtins": {"echo": 1}, "log": "logs/net.log"})";
+    for (const auto& [name, extra] : games) {
+      servers += ",\n\"" + name + R"(": {"remoteport": [{"rootname": "gate"}], "log": "logs/)" + name +
+                 R"(.log", "builtins": {"echo": 100, "sleep": 102})" + extra + "}";
+    }
+    test::WriteFile(conf_, R"({
+      "master": {"rootport": )" + std::to_string(root_port_) + R"(, "webport": )" + std::to_string(web_port_) +
+                               R"(, "admin_token": ")" + kToken + R"(", "cluster_secret": "s3cret",
+                 "log": "logs/master.log", "restart_backoff_ms": 50, "restart_backoff_max_ms": 400,
+                 "give_up_restarts": 3, "give_up_window_s": 60, "stop_timeout_s": 5)" + master_extra + R"(},
+      "protocol": {"idle_timeout_s": 0},
+      "servers": {)" + servers + R"(}
+    })");
+    names_ = {"gate", "net"};
+    for (const auto& [name, extra] : games) names_.insert(name);
+  }
+
+  // Starts the master and waits until every server is running.
+  void StartMaster(const std::set<std::string>& expect_running = {}) {
+    master_ = Process::Start({test::LampyrBinary(), "--conf", conf_}, {}, dir_.path() + "/master.out");
+    ASSERT_TRUE(master_);
+    const auto& want = expect_running.empty() ? names_ : expect_running;
+    ASSERT_TRUE(WaitFor([&] {
+      Json::Value st = GetStatus();
+      size_t n = 0;
+      for (const auto& s : st["servers"]) n += want.count(s["name"].asString()) && s["state"] == "running";
+      return n == want.size();
+    })) << Output();
+  }
+
+  std::string Output() { return test::ReadFile(dir_.path() + "/master.out"); }
+
+  HttpResponse Http(const std::string& method, const std::string& path, const std::string& body = "",
+                    bool with_token = true) {
+    HttpResponse r;
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (with_token) headers.emplace_back("Authorization", std::string("Bearer ") + kToken);
+    Status st = HttpCall("127.0.0.1", web_port_, method, path, body, headers, &r, 20000);
+    if (!st.ok()) r.status = -1;
+    return r;
+  }
+
+  static Json::Value Parse(const std::string& text) {
+    Json::Value v;
+    Json::CharReaderBuilder b;
+    std::unique_ptr<Json::CharReader> r(b.newCharReader());
+    std::string errs;
+    r->parse(text.data(), text.data() + text.size(), &v, &errs);
+    return v;
+  }
+
+  Json::Value GetStatus() {
+    HttpResponse r = Http("GET", "/status", "", false);
+    return r.status == 200 ? Parse(r.body) : Json::Value();
+  }
+
+  Json::Value View(const std::string& name) {
+    const Json::Value st = GetStatus();  // not a range over a temporary's member
+    for (const auto& s : st["servers"])
+      if (s["name"] == name) return s;
+    return Json::Value();
+  }
+
+  pid_t Pid(const std::string& name) { return static_cast<pid_t>(View(name)["pid"].asInt64()); }
+
+  std::unique_ptr<Client> Connect() {
+    auto c = std::make_unique<Client>();
+    Status st = c->Connect("127.0.0.1", net_port_);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return c;
+  }
+
+  // Waits until a forwarded echo comes back through net -> gate -> game.
+  bool WaitForwarding(Client* c, int guard_ms = 20000) {
+    return WaitFor(
+        [&] {
+          Frame f;
+          return c->Call(kEcho, "ready?", &f).ok() && f.command == kEcho && f.body == "ready?";
+        },
+        guard_ms);
+  }
+
+  // Runs lampyrctl against this master; returns its exit status, fills `out`.
+  int Ctl(std::vector<std::string> args, std::string* out = nullptr, bool with_token = true) {
+    std::vector<std::string> argv = {std::string(LAMPYR_BIN_DIR) + "/lampyrctl", "--url",
+                                     "http://127.0.0.1:" + std::to_string(web_port_)};
+    if (with_token) {
+      argv.push_back("--token");
+      argv.push_back(kToken);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string file = dir_.path() + "/ctl.out";
+    test::WriteFile(file, "");
+    auto p = Process::Start(argv, {"LAMPYR_ADMIN_TOKEN="}, file);
+    if (!p) return -1;
+    int st = p->Wait(30000);
+    if (out) *out = test::ReadFile(file);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  test::TempDir dir_;
+  std::string conf_;
+  uint16_t root_port_ = 0, web_port_ = 0, gate_port_ = 0, net_port_ = 0;
+  std::set<std::string> names_;
+  std::unique_ptr<Process> master_;
+};
+
+TEST_F(MasterTest, StartsEveryServerAndServesTheClusterApi) {
+  WriteConfig();
+  StartMaster();
+  Json::Value st = GetStatus();
+  ASSERT_EQ(st["servers"].size(), 4u) << st;
+  std::set<pid_t> pids;
+  for (const auto& s : st["servers"]) {
+    const pid_t pid = static_cast<pid_t>(s["pid"].asInt64());
+    EXPECT_GT(pid, 0) << s;
+    EXPECT_TRUE(Alive(pid)) << s;
+    EXPECT_EQ(ParentOf(pid), master_->pid()) << s;  // children of the master
+    EXPECT_EQ(s["restarts"].asInt(), 0) << s;
+    EXPECT_TRUE(s["supervised"].asBool()) << s;
+    EXPECT_TRUE(s["links"].isArray() && !s["links"].empty()) << s;  // the server's own view was merged in
+    pids.insert(pid);
+  }
+  EXPECT_EQ(pids.size(), 4u);
+  EXPECT_EQ(st["master"]["pid"].asInt64(), master_->pid());
+
+  // client -> net -> gate -> game and back.
+  auto c = Connect();
+  ASSERT_TRUE(WaitForwarding(c.get())) << Output();
+  Frame f;
+  ASSERT_TRUE(c->Call(kEcho, "through the cluster", &f).ok());
+  EXPECT_EQ(f.body, "through the cluster");
+
+  // /metrics: the master's series and every server's, labelled; one HELP and
+  // one TYPE per family.
+  HttpResponse m = Http("GET", "/metrics", "", false);
+  ASSERT_EQ(m.status, 200);
+  for (const auto& name : names_)
+    EXPECT_NE(m.body.find("lampyr_channel_links{server=\"" + name + "\"}"), std::string::npos) << name << m.body;
+  EXPECT_NE(m.body.find("lampyr_master_server_up{server=\"game1\"} 1"), std::string::npos) << m.body;
+  std::set<std::string> types;
+  for (size_t pos = 0; (pos = m.body.find("# TYPE ", pos)) != std::string::npos; ++pos) {
+    std::string family = m.body.substr(pos + 7, m.body.find(' ', pos + 7) - pos - 7);
+    EXPECT_TRUE(types.insert(family).second) << "second TYPE line for " << family;
+  }
+
+  // Mutating calls without the token: 401 and nothing happens.
+  for (const char* path : {"/stop", "/restart", "/reload"}) {
+    HttpResponse r = Http("POST", path, R"({"server": "game1"})", false);
+    EXPECT_EQ(r.status, 401) << path << " " << r.body;
+  }
+  SleepMs(300);
+  Json::Value after = GetStatus();
+  ASSERT_EQ(after["servers"].size(), 4u);
+  for (const auto& s : after["servers"]) {
+    EXPECT_EQ(s["state"], "running") << s;
+    EXPECT_TRUE(pids.count(static_cast<pid_t>(s["pid"].asInt64()))) << s;
+  }
+  EXPECT_TRUE(master_->Running());
+
+  // Reload: unknown server is a clear 404; a cluster without plugins has nothing to do.
+  HttpResponse r = Http("POST", "/reload", R"({"server": "nosuch"})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("no such server: nosuch"), std::string::npos) << r.body;
+  r = Http("POST", "/reload", R"({"plugin": "room"})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("no server runs plugin 'room'"), std::string::npos) << r.body;
+  r = Http("POST", "/reload", "{}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Parse(r.body)["results"].empty()) << r.body;
+}
+
+TEST_F(MasterTest, KilledGameUnderLoadIsRestartedAndServiceResumes) {
+  WriteConfig({{"game1", ""}});
+  StartMaster();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 8; ++i) clients.push_back(Connect());
+  ASSERT_TRUE(WaitForwarding(clients[0].get())) << Output();
+  const pid_t old_pid = Pid("game1");
+  const pid_t net_pid = Pid("net"), gate_pid = Pid("gate");
+  ASSERT_GT(old_pid, 0) << GetStatus();  // kill(0) would hit the test itself
+
+  // Requests in flight on the game when it dies.
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->Send(kSleep, "30000").ok());
+    ASSERT_TRUE(c->Send(kEcho, "behind").ok());
+  }
+  SleepMs(200);
+  ASSERT_EQ(kill(old_pid, SIGKILL), 0);
+  const int64_t killed_at = NowMs();
+
+  // Each in-flight request gets an error reply, not silence; clients stay connected.
+  for (auto& c : clients) {
+    Frame f;
+    ASSERT_TRUE(c->Receive(&f, 10000).ok());
+    EXPECT_TRUE(IsError(f, 4)) << f.body;
+    ASSERT_TRUE(c->Receive(&f, 10000).ok());
+    EXPECT_TRUE((f.command == kEcho && f.body == "behind") || IsError(f, 4)) << f.body;
+  }
+  // The master restarts it; the time until a client is served again.
+  Client* probe = clients[0].get();
+  bool served = WaitFor([&] {
+    Frame f;
+    return probe->Call(kEcho, "back?", &f).ok() && f.command == kEcho;
+  });
+  const int64_t restart_ms = NowMs() - killed_at;
+  ASSERT_TRUE(served) << Output();
+  if (getenv("LAMPYR_BENCH") && std::string(getenv("LAMPYR_BENCH")) == "1")
+    printf("BENCH master_restart_killed_game_ms=%lld (restart_backoff_ms 50, until a forwarded echo is served)\n",
+           static_cast<long long>(restart_ms));
+  for (auto& c : clients) {
+    Frame f;
+    ASSERT_TRUE(c->Call(kLocalEcho, "alive", &f).ok());
+    EXPECT_EQ(f.body, "alive");
+    ASSERT_TRUE(c->Call(kEcho, "resumed", &f).ok());
+    EXPECT_EQ(f.body, "resumed");
+  }
+  ASSERT_TRUE(WaitFor([&] { return View("game1")["state"] == "running"; }));
+  Json::Value v = View("game1");
+  EXPECT_NE(v["pid"].asInt64(), old_pid);
+  EXPECT_EQ(v["restarts"].asInt(), 1) << v;
+  EXPECT_NE(v["last_exit"].asString().find("signal 9"), std::string::npos) << v;
+  EXPECT_EQ(Pid("net"), net_pid);
+  EXPECT_EQ(Pid("gate"), gate_pid);
+}
+
+TEST_F(MasterTest, KilledGateIsRestartedAndNodesRejoinIt) {
+  WriteConfig({{"game1", ""}});
+  StartMaster();
+  auto c = Connect();
+  ASSERT_TRUE(WaitForwarding(c.get()));
+  const pid_t gate_pid = Pid("gate"), net_pid = Pid("net"), game_pid = Pid("game1");
+  ASSERT_GT(gate_pid, 0) << GetStatus();
+  ASSERT_EQ(kill(gate_pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitForwarding(c.get())) << Output();
+  Json::Value gate = View("gate");
+  EXPECT_NE(gate["pid"].asInt64(), gate_pid);
+  EXPECT_EQ(gate["restarts"].asInt(), 1);
+  // The nodes were not restarted: they re-joined the new gate.
+  EXPECT_EQ(Pid("net"), net_pid);
+  EXPECT_EQ(Pid("game1"), game_pid);
+}
+
+TEST_F(MasterTest, GivesUpAfterFastCrashesAndRestartRevivesTheServer) {
+  // game2 needs a client port the test holds: it exits at once, every time.
+  int blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // not inherited by the master
+  ASSERT_GE(blocker, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(blocker, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(blocker, 1), 0);
+  socklen_t len = sizeof a;
+  getsockname(blocker, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t taken = ntohs(a.sin_port);
+  WriteConfig({{"game1", ""}, {"game2", ", \"netport\": " + std::to_string(taken)}});
+  StartMaster({"gate", "net", "game1"});
+
+  ASSERT_TRUE(WaitFor([&] { return View("game2")["state"] == "failed"; })) << GetStatus();
+  Json::Value v = View("game2");
+  EXPECT_EQ(v["restarts"].asInt(), 2) << v;  // 3 crashes: started 3 times, then given up
+  EXPECT_EQ(v["last_exit"], "exit status 1") << v;
+  EXPECT_TRUE(v["pid"].isNull()) << v;
+  EXPECT_NE(test::ReadFile(dir_.path() + "/logs/master.log").find("giving up"), std::string::npos);
+  // It stays given up; the rest of the cluster runs on.
+  SleepMs(500);
+  EXPECT_EQ(View("game2")["state"], "failed");
+  EXPECT_EQ(View("game1")["state"], "running");
+
+  // The operator fixes the cause and restarts it.
+  close(blocker);
+  std::string out;
+  EXPECT_EQ(Ctl({"restart", "game2"}, &out), 0) << out;
+  EXPECT_NE(out.find("restarted game2"), std::string::npos) << out;
+  ASSERT_TRUE(WaitFor([&] { return View("game2")["state"] == "running"; })) << GetStatus() << Output();
+  EXPECT_TRUE(test::WaitForPort("127.0.0.1", taken, 5000));
+}
+
+TEST_F(MasterTest, RestartStopsAndStartsOneServer) {
+  WriteConfig();
+  StartMaster();
+  const pid_t old_pid = Pid("game1"), other = Pid("game2");
+
+  HttpResponse r = Http("POST", "/restart", R"({"server": "nosuch"})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("no such server: nosuch"), std::string::npos) << r.body;
+  r = Http("POST", "/restart", R"({"srv": "game1"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+
+  r = Http("POST", "/restart", R"({"server": "game1"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json::Value v = Parse(r.body);
+  EXPECT_EQ(v["previous_pid"].asInt64(), old_pid);
+  const pid_t new_pid = static_cast<pid_t>(v["pid"].asInt64());
+  EXPECT_NE(new_pid, old_pid);
+  EXPECT_FALSE(Alive(old_pid));
+  ASSERT_TRUE(WaitFor([&] { return View("game1")["state"] == "running"; }));
+  EXPECT_EQ(Pid("game1"), new_pid);
+  EXPECT_EQ(View("game1")["last_exit"], "exit status 0");  // a graceful stop
+  EXPECT_EQ(Pid("game2"), other);
+
+  // lampyrctl: restart works, an unknown server and a missing token fail with the reason.
+  std::string out;
+  EXPECT_EQ(Ctl({"restart", "game2"}, &out), 0) << out;
+  EXPECT_NE(Pid("game2"), other);
+  EXPECT_EQ(Ctl({"restart", "nosuch"}, &out), 3) << out;
+  EXPECT_NE(out.find("no such server: nosuch"), std::string::npos) << out;
+  const pid_t before = Pid("game1");
+  EXPECT_EQ(Ctl({"restart", "game1"}, &out, false), 3) << out;
+  EXPECT_NE(out.find("unauthorized"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"reload", "--server", "nosuch"}, &out), 3) << out;
+  EXPECT_NE(out.find("no such server"), std::string::npos) << out;
+  EXPECT_EQ(Pid("game1"), before);
+}
+
+TEST_F(MasterTest, StopEndsEveryProcess) {
+  WriteConfig();
+  StartMaster();
+  std::vector<pid_t> pids;
+  for (const auto& name : names_) pids.push_back(Pid(name));
+  std::string out;
+  EXPECT_EQ(Ctl({"stop"}, &out), 0) << out;
+  EXPECT_NE(out.find("cluster stopping"), std::string::npos) << out;
+  int st = master_->Wait(20000);
+  ASSERT_NE(st, -1) << "master still running" << Output();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  for (pid_t pid : pids) EXPECT_FALSE(Alive(pid)) << pid;  // the master reaped them: no orphans
+  // Graceful: every server exited by itself.
+  const std::string log = test::ReadFile(dir_.path() + "/logs/master.log");
+  for (const auto& name : names_) EXPECT_NE(log.find(name + " (pid "), std::string::npos) << log;
+  size_t graceful = 0;
+  for (size_t pos = 0; (pos = log.find("stopped: exit status 0", pos)) != std::string::npos; ++pos) ++graceful;
+  EXPECT_EQ(graceful, names_.size()) << log;
+  EXPECT_EQ(log.find("SIGKILL"), std::string::npos) << log;
+}
+
+TEST_F(MasterTest, SigtermStopsTheClusterGracefully) {
+  WriteConfig();
+  StartMaster();
+  std::vector<pid_t> pids;
+  for (const auto& name : names_) pids.push_back(Pid(name));
+  master_->Signal(SIGTERM);
+  int st = master_->Wait(20000);
+  ASSERT_NE(st, -1) << Output();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  for (pid_t pid : pids) EXPECT_FALSE(Alive(pid)) << pid;
+  const std::string log = test::ReadFile(dir_.path() + "/logs/master.log");
+  EXPECT_NE(log.find("every server has stopped"), std::string::npos) << log;
+}
+
+TEST_F(MasterTest, ChildrenDieWithAKilledMaster) {
+  WriteConfig();
+  StartMaster();
+  std::vector<pid_t> pids;
+  for (const auto& name : names_) pids.push_back(Pid(name));
+  master_->Signal(SIGKILL);
+  master_->Wait(5000);
+  for (pid_t pid : pids) EXPECT_TRUE(WaitFor([&] { return !Alive(pid); }, 10000)) << "orphan " << pid;
+}
+
+TEST_F(MasterTest, MasterNeedsARootport) {
+  test::WriteFile(conf_, R"({"servers": {"game1": {"builtins": {"echo": 1}}}})");
+  auto p = Process::Start({test::LampyrBinary(), "--conf", conf_}, {}, dir_.path() + "/master.out");
+  ASSERT_TRUE(p);
+  int st = p->Wait(10000);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+  EXPECT_NE(Output().find("master.rootport: required"), std::string::npos) << Output();
+}
+
+}  // namespace
+}  // namespace lampyr
