@@ -84,20 +84,22 @@ class MasterTest : public ::testing::Test {
 
   // games: the game servers' extra JSON, by name.
   void WriteConfig(const std::map<std::string, std::string>& games = {{"game1", ""}, {"game2", ""}},
-                   const std::string& master_extra = "") {
+                   const std::string& master_extra = "", const std::string& top_extra = "") {
     std::string servers = R"("gate": {"rootport": )" + std::to_string(gate_port_) + R"(, "log": "logs/gate.log"},
         "net":  {"netport": )" + std::to_string(net_port_) + R"(, "forward": "gate",
                  "remoteport": [{"rootname": "gate"}], "builtins": {"echo": 1}, "log": "logs/net.log"})";
     for (const auto& [name, extra] : games) {
-      servers += ",\n\"" + name + R"(": {"remoteport": [{"rootname": "gate"}], "log": "logs/)" + name +
-                 R"(.log", "builtins": {"echo": 100, "sleep": 102})" + extra + "}";
+      const std::string builtins =
+          extra.find("\"builtins\"") == std::string::npos ? R"(, "builtins": {"echo": 100, "sleep": 102})" : "";
+      servers += ",\n\"" + name + R"(": {"remoteport": [{"rootname": "gate"}], "log": "logs/)" + name + R"(.log")" +
+                 builtins + extra + "}";
     }
     test::WriteFile(conf_, R"({
       "master": {"rootport": )" + std::to_string(root_port_) + R"(, "webport": )" + std::to_string(web_port_) +
                                R"(, "admin_token": ")" + kToken + R"(", "cluster_secret": "s3cret",
                  "log": "logs/master.log", "restart_backoff_ms": 50, "restart_backoff_max_ms": 400,
                  "give_up_restarts": 3, "give_up_window_s": 60, "stop_timeout_s": 5)" + master_extra + R"(},
-      "protocol": {"idle_timeout_s": 0},
+      "protocol": {"idle_timeout_s": 0},)" + top_extra + R"(
       "servers": {)" + servers + R"(}
     })");
     names_ = {"gate", "net"};
@@ -106,7 +108,9 @@ class MasterTest : public ::testing::Test {
 
   // Starts the master and waits until every server is running.
   void StartMaster(const std::set<std::string>& expect_running = {}) {
-    master_ = Process::Start({test::LampyrBinary(), "--conf", conf_}, {}, dir_.path() + "/master.out");
+    // Plugin staging (and kept previous builds) private to this test.
+    master_ = Process::Start({test::LampyrBinary(), "--conf", conf_}, {"LAMPYR_STAGE_DIR=" + dir_.path() + "/stage"},
+                             dir_.path() + "/master.out");
     ASSERT_TRUE(master_);
     const auto& want = expect_running.empty() ? names_ : expect_running;
     ASSERT_TRUE(WaitFor([&] {
@@ -445,6 +449,64 @@ TEST_F(MasterTest, ChildrenDieWithAKilledMaster) {
   master_->Signal(SIGKILL);
   master_->Wait(5000);
   for (pid_t pid : pids) EXPECT_TRUE(WaitFor([&] { return !Alive(pid); }, 10000)) << "orphan " << pid;
+}
+
+// Installs `from` as `to` the way a build should (copy, then rename): a
+// running server keeps its staged copy either way.
+void InstallBuild(const std::string& from, const std::string& to) {
+  test::WriteFile(to + ".tmp", test::ReadFile(from));
+  ASSERT_EQ(rename((to + ".tmp").c_str(), to.c_str()), 0);
+}
+
+TEST_F(MasterTest, CrashWithinProbationRollsBackToThePreviousBuild) {
+  const std::string plugin = dir_.path() + "/libroom.so";
+  InstallBuild(test::PluginPath("room"), plugin);
+  WriteConfig({{"game1", R"(, "plugins": ["room"], "builtins": {"echo": 200})"}}, "",
+              R"("plugins": {"room": {"path": "libroom.so"}},)");
+  StartMaster();
+  Json::Value room = View("game1")["plugins"][0];
+  ASSERT_EQ(room["name"], "room") << View("game1");
+  const std::string v1 = room["version"].asString();
+
+  // A new build is deployed and reloaded: the master keeps the previous one.
+  InstallBuild(test::PluginPath("room_v2"), plugin);
+  HttpResponse r = Http("POST", "/reload", R"({"plugin": "room"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json::Value res = Parse(r.body)["results"][0];
+  ASSERT_TRUE(res["ok"].asBool()) << r.body;
+  const std::string previous = res["plugins"][0]["previous_build"].asString();
+  ASSERT_FALSE(previous.empty()) << r.body;
+  ASSERT_NE(res["plugins"][0]["new_version"].asString(), v1) << r.body;
+  Json::Value v = View("game1");
+  EXPECT_EQ(v["probation"]["previous_builds"]["room"], previous) << v;
+  EXPECT_FALSE(v.isMember("rolled_back")) << v;
+
+  // The new build "crashes" the server within the window: it comes back
+  // with the previous build, and /status says so.
+  const pid_t pid = Pid("game1");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    Json::Value g = View("game1");
+    return g["state"] == "running" && g["pid"].asInt64() != pid;
+  })) << Output();
+  v = View("game1");
+  ASSERT_EQ(v["rolled_back"].size(), 1u) << v;
+  EXPECT_EQ(v["rolled_back"][0]["plugin"], "room") << v;
+  EXPECT_EQ(v["rolled_back"][0]["to"], previous) << v;
+  EXPECT_FALSE(v.isMember("probation")) << v;
+  EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
+  EXPECT_EQ(v["plugins"][0]["path"], previous) << v;
+
+  // A crash after that is not a second rollback: the override stays.
+  ASSERT_EQ(kill(static_cast<pid_t>(v["pid"].asInt64()), SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    Json::Value g = View("game1");
+    return g["state"] == "running" && g["restarts"].asInt() == 2;
+  })) << Output();
+  v = View("game1");
+  EXPECT_EQ(v["rolled_back"].size(), 1u) << v;
+  EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
 }
 
 TEST_F(MasterTest, MasterNeedsARootport) {
