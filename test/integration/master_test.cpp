@@ -97,7 +97,8 @@ class MasterTest : public ::testing::Test {
     test::WriteFile(conf_, R"({
       "master": {"rootport": )" + std::to_string(root_port_) + R"(, "webport": )" + std::to_string(web_port_) +
                                R"(, "admin_token": ")" + kToken + R"(", "cluster_secret": "s3cret",
-                 "log": "logs/master.log", "restart_backoff_ms": 50, "restart_backoff_max_ms": 400,
+                 "log": "logs/master.log", "restart_backoff_ms": )" + std::to_string(backoff_ms_) + R"(,
+                 "restart_backoff_max_ms": 400,
                  "give_up_restarts": 3, "give_up_window_s": 60, "stop_timeout_s": 5)" + master_extra + R"(},
       "protocol": {"idle_timeout_s": 0},)" + top_extra + R"(
       "servers": {)" + servers + R"(}
@@ -195,6 +196,7 @@ class MasterTest : public ::testing::Test {
   std::string conf_;
   uint16_t root_port_ = 0, web_port_ = 0, gate_port_ = 0, net_port_ = 0;
   std::set<std::string> names_;
+  uint32_t backoff_ms_ = 50;  // first restart delay: short, so tests run fast
   std::unique_ptr<Process> master_;
 };
 
@@ -264,6 +266,7 @@ TEST_F(MasterTest, StartsEveryServerAndServesTheClusterApi) {
 }
 
 TEST_F(MasterTest, KilledGameUnderLoadIsRestartedAndServiceResumes) {
+  backoff_ms_ = 200;  // the default, so the measured restart time is the one operators get
   WriteConfig({{"game1", ""}});
   StartMaster();
   std::vector<std::unique_ptr<Client>> clients;
@@ -299,7 +302,7 @@ TEST_F(MasterTest, KilledGameUnderLoadIsRestartedAndServiceResumes) {
   const int64_t restart_ms = NowMs() - killed_at;
   ASSERT_TRUE(served) << Output();
   if (getenv("LAMPYR_BENCH") && std::string(getenv("LAMPYR_BENCH")) == "1")
-    printf("BENCH master_restart_killed_game_ms=%lld (restart_backoff_ms 50, until a forwarded echo is served)\n",
+    printf("BENCH master_restart_killed_game_ms=%lld (restart_backoff_ms 200, kill -9 until a forwarded echo is served)\n",
            static_cast<long long>(restart_ms));
   for (auto& c : clients) {
     Frame f;

@@ -106,6 +106,20 @@ void PrintStatus(const Json::Value& v) {
            s["uptime_s"].isIntegral() ? Duration(s["uptime_s"].asInt64()).c_str() : "-",
            Str(s, "sessions", "0").c_str(), links.empty() ? "-" : links.c_str());
     if (s.isMember("error")) printf("  error: %s\n", Str(s, "error").c_str());
+    // The master's view: why it last exited, probation and rollbacks.
+    if (s["last_exit"].isString())
+      printf("  last exit: %s at %s\n", s["last_exit"].asCString(),
+             s["last_exit_at"].isNumeric() ? UtcTime(s["last_exit_at"].asInt64()).c_str() : "-");
+    if (s["probation"].isObject()) {
+      std::string builds;
+      for (const auto& name : s["probation"]["previous_builds"].getMemberNames())
+        builds += " " + name + "=" + s["probation"]["previous_builds"][name].asString();
+      printf("  probation: %ss left, a crash rolls back to:%s\n", Str(s["probation"], "remaining_s").c_str(),
+             builds.c_str());
+    }
+    for (const auto& r : s["rolled_back"])
+      printf("  rolled back: %s to %s at %s\n", Str(r, "plugin", "?").c_str(), Str(r, "to", "?").c_str(),
+             r["at"].isNumeric() ? UtcTime(r["at"].asInt64()).c_str() : "-");
     for (const auto& p : s["plugins"]) {
       printf("  plugin %-14s %-10s generation %-4s %-8s loaded %s\n", Str(p, "name", "?").c_str(),
              Str(p, "version").c_str(), Str(p, "generation").c_str(), Str(p, "state", "").c_str(),
@@ -152,6 +166,8 @@ bool PrintReload(const Json::Value& v) {
       if (!any_plugin_failed) printf("%s: REFUSED: %s\n", server.c_str(), r["error"].asString().c_str());
     }
   }
+  // The master's word on a partial reload (what was kept, what not).
+  if (!all_ok && v["note"].isString()) printf("note: %s\n", v["note"].asCString());
   return all_ok;
 }
 
