@@ -415,7 +415,7 @@ void* LookupHostFunction(const char* name) {
   if (!name) return nullptr;
   for (const auto& e : kTable)
     if (std::strcmp(e.name, name) == 0) return e.fn;
-  return nullptr;
+  return LookupDataFunction(name);
 }
 
 }  // namespace lampyr::plugin

@@ -27,6 +27,9 @@
 #include "plugin/generation.h"
 
 namespace lampyr {
+namespace data {
+class DataEngine;
+}
 class NetServer;
 class ChannelHub;
 class Forwarder;
@@ -62,6 +65,9 @@ class PluginHost : NonCopyable {
   ChannelHub* hub() const { return hub_; }
   Forwarder* forwarder() const { return forwarder_; }
   const std::string& server_name() const { return self_.name; }
+  // The data layer for the "data_*" host functions (null: not configured).
+  void set_data(data::DataEngine* data) { data_ = data; }
+  data::DataEngine* data() const { return data_; }
   uint64_t NextId() { return ++next_id_; }
   // Ends a lease; retires a drained generation from a posted task.
   void LeaseEnded(Generation* g);
@@ -106,6 +112,7 @@ class PluginHost : NonCopyable {
   NetServer* net_;
   ChannelHub* hub_;
   Forwarder* forwarder_;
+  data::DataEngine* data_ = nullptr;
   std::string stage_dir_;     // this process's staged copies
   std::string previous_dir_;  // the build that served before the last reload
   std::map<std::string, std::unique_ptr<Slot>> slots_;
@@ -121,5 +128,7 @@ class PluginHost : NonCopyable {
 // The host function table: name -> function pointer (plugin.h); NULL for
 // unknown names.
 void* LookupHostFunction(const char* name);
+// The data layer's part of it ("data_*", data_api.cpp).
+void* LookupDataFunction(const char* name);
 
 }  // namespace lampyr::plugin

@@ -83,6 +83,7 @@ Status Server::Start() {
   if (!self_->plugins.empty()) {
     plugins_ = std::make_unique<plugin::PluginHost>(&loop_, config_, *self_, &commands_, net_.get(), hub_.get(),
                                                     forwarder_.get());
+    plugins_->set_data(data_.get());
     Status s = plugins_->LoadAll();
     if (!s.ok()) return s;
   }
