@@ -190,6 +190,7 @@ run_pair() {
   B_P99=$(median <<<"$b_p99"); H_P99=$(median <<<"$h_p99")
   B_CPU=$(median <<<"$b_cpu"); H_CPU=$(median <<<"$h_cpu")
   RATIO=$(median <<<"$ratios")
+  RATIO_RANGE=$(tr ' ' '\n' <<<"$ratios" | sort -g | awk 'NF {v[++n] = $1} END {printf "%.2f–%.2f", v[1], v[n]}')
 }
 
 start_pair() {
@@ -204,15 +205,15 @@ LOAD=(--duration "$DURATION" --warmup "$WARMUP")
 section_echo_matrix() {
   echo "### Echo: host vs bare libevent baseline (32-byte bodies)"
   echo
-  echo "| conns | depth | baseline req/s | host req/s | host/baseline | baseline p50/p99 µs | host p50/p99 µs | baseline CPU µs/req | host CPU µs/req | errors |"
+  echo "| conns | depth | baseline req/s | host req/s | host/baseline (range) | baseline p50/p99 µs | host p50/p99 µs | baseline CPU µs/req | host CPU µs/req | errors |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   start_pair
   for c in 1 100 1000; do
     for d in 1 16; do
       log "echo_matrix: $c connections, depth $d"
       run_pair echo_matrix "c${c}_d${d}" --connections "$c" --depth "$d" --body-bytes 32 "${LOAD[@]}"
-      printf '| %s | %s | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s | %s | %s |\n' "$c" "$d" "$B_RPS" "$H_RPS" \
-        "$RATIO" "$B_P50" "$B_P99" "$H_P50" "$H_P99" "$B_CPU" "$H_CPU" "$ERRORS"
+      printf '| %s | %s | %.0f | %.0f | %.2f (%s) | %s / %s | %s / %s | %s | %s | %s |\n' "$c" "$d" "$B_RPS" "$H_RPS" \
+        "$RATIO" "$RATIO_RANGE" "$B_P50" "$B_P99" "$H_P50" "$H_P99" "$B_CPU" "$H_CPU" "$ERRORS"
     done
   done
   stop_pair
