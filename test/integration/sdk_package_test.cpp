@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "lampyr_client.h"
 #include "lampyr/plugin.h"
 
 namespace lampyr {
@@ -172,6 +173,24 @@ TEST_F(SdkPackageTest, OutOfTreePluginExportsOnlyTheEntryAndLoads) {
   EXPECT_EQ(dlclose(h), 0);
   // Unloadable: nothing pins it (no UNIQUE symbol, no thread_local).
   EXPECT_EQ(dlopen(library_.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr);
+}
+
+TEST_F(SdkPackageTest, OutOfTreePluginServesClientsInTheHost) {
+  std::string out;
+  ASSERT_EQ(Build("1.0", &out), 0) << out;
+  uint16_t port = test::FreePort();
+  std::string conf = dir_.path() + "/hello.json";
+  test::WriteFile(conf, "{\"servers\": {\"game\": {\"netport\": " + std::to_string(port) +
+                            ", \"plugins\": [\"hello\"]}},\n \"plugins\": {\"hello\": {\"path\": \"" + library_ +
+                            "\", \"config\": {\"command\": 12}}}}");
+  auto server = test::StartServer(conf, "game", port);
+  ASSERT_NE(server, nullptr) << test::ReadFile(dir_.path() + "/game.out");
+  client::Client c;
+  ASSERT_TRUE(c.Connect("127.0.0.1", port).ok());
+  client::Frame f;
+  ASSERT_TRUE(c.Call(12, "world", &f, 10000).ok());
+  EXPECT_EQ(f.command, 12u);
+  EXPECT_EQ(f.body, "hello world");
 }
 
 TEST_F(SdkPackageTest, AnotherAbiMajorIsNotFound) {
