@@ -147,6 +147,8 @@ void NetServer::OnAcceptError(evconnlistener* l, void* arg) {
   });
 }
 
+event_base* NetServer::loop_base() const { return loop_->base(); }
+
 Session* NetServer::Find(SessionId id) const {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closing()) return nullptr;

@@ -20,6 +20,7 @@
 
 struct evconnlistener;
 struct event;
+struct event_base;
 struct timeval;
 struct sockaddr;
 
@@ -65,6 +66,10 @@ class NetServer : public Responder, NonCopyable {
   const ProtocolConfig& protocol() const { return protocol_; }
   const net::FrameLimits& limits() const { return limits_; }
   const timeval* idle_timeout() const { return idle_tv_; }
+  event_base* loop_base() const;
+  // Scratch space for session reads: one loop thread, one read at a time.
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  uint8_t* read_buffer() { return read_buf_.get(); }
   void OnFrame(Session* s, uint32_t seq, uint32_t command, std::string_view body);
   // Logs and closes `s`; `flush` first delivers the answers already queued
   // (a protocol error ends the stream, not the replies owed before it).
@@ -95,6 +100,7 @@ class NetServer : public Responder, NonCopyable {
   event* reap_ev_ = nullptr;
   event* flush_ev_ = nullptr;
   std::vector<SessionId> to_flush_, flushing_;
+  std::unique_ptr<uint8_t[]> read_buf_{new uint8_t[kReadBufferSize]};
   const timeval* idle_tv_ = nullptr;
   std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
   std::vector<SessionId> doomed_;

@@ -17,81 +17,112 @@ namespace lampyr {
 
 using net::DecodedFrame;
 using net::FrameError;
-using net::FrameHeader;
 using net::kHeaderSize;
 
 Session::Session(NetServer* server, SessionId id, bufferevent* bev, std::string peer)
     : server_(server), id_(id), bev_(bev), peer_(std::move(peer)) {
-  bufferevent_setcb(bev_, &Session::OnRead, &Session::OnWrite, &Session::OnEvent, this);
-  // libevent reads 4 KiB per callback by default; a full pipeline of small
-  // requests then costs several wake-ups. 64 KiB matches the socket buffer.
-  bufferevent_set_max_single_read(bev_, 64 * 1024);
-  if (server_->idle_timeout()) bufferevent_set_timeouts(bev_, server_->idle_timeout(), nullptr);
+  bufferevent_setcb(bev_, nullptr, &Session::OnWrite, &Session::OnEvent, this);
   // EV_WRITE stays off: with it on, every reply would register a write event
   // (an epoll_ctl) and wait a loop turn to be sent, then unregister it (another
   // epoll_ctl). Output is written straight to the socket by Flush instead, and
   // EV_WRITE is armed only while the socket is full.
-  bufferevent_disable(bev_, EV_WRITE);  // a new bufferevent has it on
-  bufferevent_enable(bev_, EV_READ);
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);  // a new bufferevent has EV_WRITE on
+  // Reading bypasses the bufferevent too: libevent asks the kernel how much is
+  // readable (an ioctl) before every read and copies into its buffer; we read
+  // into the server's scratch buffer and handle frames in place. The idle
+  // timeout rides on the read event: EV_PERSIST re-arms it on every read.
+  read_ev_ = event_new(server_->loop_base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Session::OnReadable, this);
+  event_add(read_ev_, server_->idle_timeout());
 }
 
-Session::~Session() { bufferevent_free(bev_); }
+Session::~Session() {
+  event_free(read_ev_);
+  bufferevent_free(bev_);
+}
 
 size_t Session::pending_output() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
 
-void Session::OnRead(bufferevent*, void* arg) { static_cast<Session*>(arg)->ReadFrames(); }
+void Session::OnReadable(int, short what, void* arg) {
+  Session* s = static_cast<Session*>(arg);
+  if (what & EV_TIMEOUT) s->server_->OnSessionError(s, "idle");
+  else s->ReadSocket();
+}
+
+void Session::ReadSocket() {
+  if (closing_ || in_read_) return;
+  uint8_t* buf = server_->read_buffer();
+  ssize_t n = recv(bufferevent_getfd(bev_), buf, NetServer::kReadBufferSize, 0);
+  if (n == 0) return Close("client_closed");
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    return Close("socket_error");
+  }
+  if (!pending_in_.empty()) {
+    // Behind a partial frame (or a pause): keep the stream in one place.
+    pending_in_.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+    ReadFrames();
+    return;
+  }
+  // The common case: whole frames straight from the scratch buffer, no copy.
+  in_read_ = true;
+  bool partial = false, progressed = false;
+  size_t used = HandleFrames(buf, static_cast<size_t>(n), &partial, &progressed);
+  if (!closing_) {
+    if (used < static_cast<size_t>(n)) pending_in_.assign(reinterpret_cast<const char*>(buf) + used, n - used);
+    CheckFrameProgress(partial, progressed);
+  }
+  in_read_ = false;
+  if (flush_queued_) Flush();  // every reply of this read in one send
+}
 
 void Session::ReadFrames() {
-  if (in_read_) return;  // a handler answered synchronously; the outer loop continues
+  if (in_read_ || closing_) return;  // a handler answered synchronously; the outer loop continues
   in_read_ = true;
-  evbuffer* in = bufferevent_get_input(bev_);
+  bool partial = false, progressed = false;
+  size_t used = HandleFrames(reinterpret_cast<const uint8_t*>(pending_in_.data()), pending_in_.size(), &partial,
+                             &progressed);
+  if (!closing_) {
+    pending_in_.erase(0, used);
+    // A large frame may have grown the buffer; idle sessions keep nothing.
+    if (pending_in_.empty() && pending_in_.capacity() > 64 * 1024) std::string().swap(pending_in_);
+    CheckFrameProgress(partial, progressed);
+  }
+  in_read_ = false;
+  if (flush_queued_) Flush();
+}
+
+size_t Session::HandleFrames(const uint8_t* data, size_t len, bool* partial, bool* progressed) {
   const net::FrameLimits& limits = server_->limits();
-  bool partial = false;     // stopped inside a frame, waiting for its bytes
-  bool progressed = false;  // at least one whole frame was handled
-  while (!closing_) {
+  size_t pos = 0;
+  while (!closing_ && pos < len) {
     if (inflight() >= server_->protocol().max_inflight) {
       // Backpressure: stop reading until handlers catch up. The kernel's
       // socket buffer then pushes back on the client.
-      bufferevent_disable(bev_, EV_READ);
-      read_paused_ = true;
+      PauseReading();
       break;
     }
-    size_t len = evbuffer_get_length(in);
-    if (len == 0) break;
-    uint8_t hdr[kHeaderSize];
-    size_t n = len < kHeaderSize ? len : kHeaderSize;
-    evbuffer_copyout(in, hdr, n);
-    FrameHeader h;
-    FrameError err;
-    if (n < kHeaderSize) {
-      DecodedFrame unused;
-      err = net::DecodeFrame(hdr, n, limits, &unused);  // rejects a bad head early
-    } else {
-      err = net::ParseHeader(hdr, limits, &h);
-    }
+    DecodedFrame f;
+    FrameError err = net::DecodeFrame(data + pos, len - pos, limits, &f);  // rejects a bad head early
     if (err == FrameError::kNeedMore) {
-      partial = true;
+      *partial = true;
       break;
     }
     if (err != FrameError::kOk) {
       server_->OnSessionError(this, net::FrameErrorName(err), /*flush=*/true);
       break;
     }
-    size_t total = kHeaderSize + h.body_len;
-    if (len < total) {
-      partial = true;
-      break;
-    }
-    const uint8_t* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(total));
     uint32_t seq = next_seq_++;
-    server_->OnFrame(this, seq, h.command,
-                     std::string_view(reinterpret_cast<const char*>(p) + kHeaderSize, h.body_len));
-    evbuffer_drain(in, total);
-    progressed = true;
+    server_->OnFrame(this, seq, f.command, f.body);
+    pos += f.frame_size;
+    *progressed = true;
   }
-  if (!closing_) CheckFrameProgress(partial, progressed);
-  in_read_ = false;
-  if (flush_queued_) Flush();  // every reply of this read in one send
+  return pos;
+}
+
+void Session::PauseReading() {
+  if (read_paused_) return;
+  read_paused_ = true;
+  event_del(read_ev_);
 }
 
 void Session::CheckFrameProgress(bool partial, bool progressed) {
@@ -129,7 +160,7 @@ void Session::Answer(uint32_t seq, uint32_t command, std::string_view body, bool
   }
   if (read_paused_ && !closing_ && inflight() < server_->protocol().max_inflight) {
     read_paused_ = false;
-    bufferevent_enable(bev_, EV_READ);
+    event_add(read_ev_, server_->idle_timeout());
     ReadFrames();  // frames may already be buffered
   }
 }
@@ -203,7 +234,7 @@ void Session::Close(const char* reason, bool flush) {
   closing_ = true;
   close_reason_ = reason;
   parked_.clear();
-  bufferevent_disable(bev_, EV_READ);
+  event_del(read_ev_);
   if (flush && pending_output() > 0) {
     // Finish sending (a kick message, say), but never wait long for it.
     static const timeval kFlushTimeout = {5, 0};

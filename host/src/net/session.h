@@ -14,6 +14,7 @@
 #include "net/dispatch.h"
 
 struct bufferevent;
+struct event;
 
 namespace lampyr {
 
@@ -49,10 +50,16 @@ class Session : NonCopyable {
   void Flush();
 
  private:
-  static void OnRead(bufferevent* bev, void* arg);
+  static void OnReadable(int fd, short what, void* arg);
   static void OnWrite(bufferevent* bev, void* arg);
   static void OnEvent(bufferevent* bev, short what, void* arg);
+  void ReadSocket();
+  // Handles the frames left in pending_in_ (after a pause, or split reads).
   void ReadFrames();
+  // Hands the whole frames at data[0, len) to the server; returns the bytes
+  // used. Stops at a partial frame (*partial), at backpressure, on close.
+  size_t HandleFrames(const uint8_t* data, size_t len, bool* partial, bool* progressed);
+  void PauseReading();
   void CheckOutputCap();
   void QueueFlush();
   void CheckFrameProgress(bool partial, bool progressed);
@@ -60,7 +67,9 @@ class Session : NonCopyable {
 
   NetServer* server_;
   SessionId id_;
-  bufferevent* bev_;
+  bufferevent* bev_;  // the write side (and the close-with-flush timeout)
+  event* read_ev_;    // the read side: our own event, see ReadSocket
+  std::string pending_in_;  // bytes read but not handled yet
   std::string peer_;
   uint32_t next_seq_ = 0;        // assigned to the next request read
   uint32_t next_reply_seq_ = 0;  // the request whose answer leaves next
