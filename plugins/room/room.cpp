@@ -10,7 +10,7 @@
 //   102 say   <text>  -> "ok <n>" (n = the room's message count); pushes
 //                        111 "<session>: <text>" to every member, the sender too
 //   103 who           -> member session ids, one per line, ascending
-//   104 stats         -> "rooms=R members=M messages=N checksum=HEX version=V generation=G"
+//   104 stats         -> "rooms=R members=M messages=N checksum=HEX version=V generation=G server=S"
 //                        checksum covers rooms, members and message counts, so it
 //                        is the same before and after a reload in either direction.
 // Errors (fail, code 2): join with an invalid name (1..32 printable, no space),
@@ -249,7 +249,7 @@ class Room : public lampyr::sdk::Plugin {
     for (const auto& [name, room] : rooms_) messages += room.messages;
     return "rooms=" + std::to_string(rooms_.size()) + " members=" + std::to_string(where_.size()) +
            " messages=" + std::to_string(messages) + " checksum=" + sum + " version=" + kVersion +
-           " generation=" + std::to_string(generation());
+           " generation=" + std::to_string(generation()) + " server=" + server_name();
   }
 
   void PublishGauges() {
