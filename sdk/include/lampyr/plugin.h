@@ -251,6 +251,65 @@ typedef int (*lampyr_fn_bind)(lampyr_host* h, lampyr_session s, const char* node
 typedef int (*lampyr_fn_watch_sessions)(lampyr_host* h);
 typedef int (*lampyr_fn_set_router)(lampyr_host* h);
 
+/* ---- Data layer ("data_*", docs/data.md "From a plugin") ----------------
+ * Records of the tables declared in the config's "tables", on servers with
+ * "db": true (elsewhere every data_* function returns
+ * LAMPYR_ERR_UNAVAILABLE). Each call starts one async operation and returns
+ * LAMPYR_OK when its on_complete(cookie, status, data, len) is guaranteed to
+ * come: status LAMPYR_DONE_OK with data = JSON text (below), or
+ * LAMPYR_DONE_ERROR with data = the error message (unknown table or column,
+ * missing record, value refused by the column type, MySQL error...). A
+ * draining generation can start none (LAMPYR_ERR_STATE); malformed JSON
+ * input is LAMPYR_ERR_ARG. The plugin's code never runs on a worker thread.
+ *
+ * JSON as it crosses this boundary:
+ *   row     {"column": "value" | null, ...}: every value as a string, as
+ *           MySQL prints it (integers in decimal, blobs as raw bytes). In
+ *           input, integer numbers are accepted as values too.
+ *   string  byte-transparent: the host escapes only '"', '\\' and bytes
+ *           below 0x20 or 0x7F (as \u00XX), and passes any other byte raw,
+ *           so binary values arrive unchanged (the text is then not strict
+ *           UTF-8 JSON). In input, \uXXXX (and surrogate pairs) are decoded
+ *           as standard JSON: to the code point's UTF-8 bytes (\u0000 = NUL).
+ * pk, fk: a value's bytes (pk_len / fk_len). table, column, sql:
+ * NUL-terminated. */
+
+/* "data_get": one record. Completion: row, or null when it does not exist. */
+typedef int (*lampyr_fn_data_get)(lampyr_host* h, const char* table, const char* pk, size_t pk_len,
+                                  uint64_t cookie);
+/* "data_get_many": pks_json = JSON array of keys. Completion: array of
+ * (row | null) in the order of the keys. */
+typedef int (*lampyr_fn_data_get_many)(lampyr_host* h, const char* table, const char* pks_json, size_t len,
+                                       uint64_t cookie);
+/* "data_get_by_fk": rows whose fk column (the table's declared "fk") equals
+ * fk. Completion: array of rows. */
+typedef int (*lampyr_fn_data_get_by_fk)(lampyr_host* h, const char* table, const char* fk, size_t fk_len,
+                                        uint64_t cookie);
+/* "data_create": inserts row_json into MySQL at once (durable when OK); an
+ * autoinc table allocates the key when the row has none. Completion:
+ * {"pk": "<key>"}. */
+typedef int (*lampyr_fn_data_create)(lampyr_host* h, const char* table, const char* row_json, size_t len,
+                                     uint64_t cookie);
+/* "data_update": sets the columns of fields_json on an existing record
+ * (compare-and-swap, write-behind). Completion: {}. */
+typedef int (*lampyr_fn_data_update)(lampyr_host* h, const char* table, const char* pk, size_t pk_len,
+                                     const char* fields_json, size_t len, uint64_t cookie);
+/* "data_add": atomically adds delta to the integer column `column` (NULL
+ * counts as 0), refusing a result outside [min, max] (then nothing changes
+ * and the error message starts with "data: out of bounds"). Concurrent adds
+ * from any number of processes all count. Completion: the updated row. */
+typedef int (*lampyr_fn_data_add)(lampyr_host* h, const char* table, const char* pk, size_t pk_len,
+                                  const char* column, int64_t delta, int64_t min, int64_t max, uint64_t cookie);
+/* "data_remove": deletes the record (flushed as DELETE). Completion: {}. */
+typedef int (*lampyr_fn_data_remove)(lampyr_host* h, const char* table, const char* pk, size_t pk_len,
+                                     uint64_t cookie);
+/* "data_query": a raw prepared statement; params_json = JSON array of values
+ * bound to its '?' markers (never splice values into sql). It sees MySQL
+ * only, not unflushed record changes. Completion:
+ * {"rows": [[value, ...], ...], "affected": N}. */
+typedef int (*lampyr_fn_data_query)(lampyr_host* h, const char* sql, const char* params_json, size_t len,
+                                    uint64_t cookie);
+
 /* The SDK signature: SDK ABI major, C++ ABI family, libstdc++ dual ABI,
  * pointer size ("lampyr-sdk/1;itanium;cxx11abi=1;ptr=8"). The host refuses
  * a plugin whose parts differ from its own; "cxx11abi=none" (a plain C

@@ -35,6 +35,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -299,6 +300,274 @@ inline std::optional<std::vector<std::string>> to_string_list(std::string_view r
 
 }  // namespace json
 
+// ---- Data layer records as they cross the C boundary (plugin.h, "Data
+// layer"; docs/data.md "From a plugin") ----------------------------------------
+// Rows travel as JSON objects of strings/null, byte-transparent both ways: the
+// writer escapes only '"', '\\' and control bytes, so NUL, quotes, UTF-8 and
+// binary blobs survive exactly. The host parses and prints with this same code.
+using Value = std::optional<std::string>;  // nullopt = SQL NULL
+using Row = std::map<std::string, Value>;  // column -> value, as MySQL prints it
+
+// Outcome of a data operation: ok, or LAMPYR_DONE_ERROR with the host's message
+// ("data: unknown column ...", "data: out of bounds ...", a MySQL error...).
+struct DataStatus {
+  int code = LAMPYR_DONE_OK;
+  std::string message;
+  bool ok() const { return code == LAMPYR_DONE_OK; }
+};
+
+namespace datajson {
+
+inline void put_string(std::string& out, std::string_view v) {
+  out += '"';
+  for (char ch : v) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\u00";
+      out += "0123456789abcdef"[c >> 4];  // a literal, not a static: no unique symbol
+      out += "0123456789abcdef"[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+inline void put_value(std::string& out, const Value& v) {
+  if (v) put_string(out, *v);
+  else out += "null";
+}
+inline void put_row(std::string& out, const Row& row) {
+  out += '{';
+  bool first = true;
+  for (const auto& [name, v] : row) {
+    if (!first) out += ',';
+    first = false;
+    put_string(out, name);
+    out += ':';
+    put_value(out, v);
+  }
+  out += '}';
+}
+inline std::string row(const Row& r) {
+  std::string s;
+  put_row(s, r);
+  return s;
+}
+inline std::string values(const std::vector<Value>& vs) {
+  std::string s = "[";
+  for (size_t i = 0; i < vs.size(); ++i) {
+    if (i) s += ',';
+    put_value(s, vs[i]);
+  }
+  return s + "]";
+}
+
+// Recursive-descent reader; malformed input clears ok() and never throws
+// (except bad_alloc). Values: string, null, a number (kept as its text),
+// true/false ("1"/"0").
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  bool ok() const { return ok_; }
+  bool done() {
+    ws();
+    return ok_ && i_ == s_.size();
+  }
+  bool eat(char c) {
+    ws();
+    if (!ok_ || i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  void expect(char c) {
+    if (!eat(c)) ok_ = false;
+  }
+  // Calls each() for every element of an array.
+  template <class F>
+  void array(F&& each) {
+    expect('[');
+    if (!ok_ || eat(']')) return;
+    do each();
+    while (ok_ && eat(','));
+    expect(']');
+  }
+  // Calls each(key) for every member of an object, at its value.
+  template <class F>
+  void object(F&& each) {
+    expect('{');
+    if (!ok_ || eat('}')) return;
+    do {
+      std::string key = string();
+      expect(':');
+      if (ok_) each(key);
+    } while (ok_ && eat(','));
+    expect('}');
+  }
+  bool null() {
+    ws();
+    if (s_.substr(i_, 4) != "null") return false;
+    i_ += 4;
+    return true;
+  }
+  Value value() {
+    ws();
+    if (null()) return std::nullopt;
+    if (i_ < s_.size() && s_[i_] == '"') return string();
+    for (const char* w : {"true", "false"}) {
+      std::string_view word(w);
+      if (s_.substr(i_, word.size()) == word) {
+        i_ += word.size();
+        return std::string(word == "true" ? "1" : "0");
+      }
+    }
+    size_t start = i_;
+    auto numeric = [](char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; };
+    while (i_ < s_.size() && numeric(s_[i_])) ++i_;
+    if (i_ == start) ok_ = false;
+    return std::string(s_.substr(start, i_ - start));
+  }
+  Row row() {
+    Row r;
+    object([&](const std::string& key) { r[key] = value(); });
+    return r;
+  }
+  std::optional<Row> row_or_null() {
+    if (null()) return std::nullopt;
+    return row();
+  }
+  std::string string() {
+    ws();
+    std::string out;
+    if (i_ >= s_.size() || s_[i_] != '"') {
+      ok_ = false;
+      return out;
+    }
+    for (++i_; i_ < s_.size(); ++i_) {
+      char c = s_[i_];
+      if (c == '"') {
+        ++i_;
+        return out;
+      }
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (++i_ >= s_.size()) break;
+      switch (s_[i_]) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          uint32_t cp = hex4();
+          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_ + 1, 2) == "\\u") {  // surrogate pair
+            i_ += 2;
+            uint32_t lo = hex4();
+            if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            else ok_ = false;
+          }
+          utf8(out, cp);
+          break;
+        }
+        default: ok_ = false; return out;
+      }
+      if (!ok_) return out;
+    }
+    ok_ = false;  // unterminated
+    return out;
+  }
+
+ private:
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  // The 4 hex digits after s_[i_] == 'u'; leaves i_ on the last one.
+  uint32_t hex4() {
+    uint32_t cp = 0;
+    for (int k = 0; k < 4; ++k) {
+      char h = ++i_ < s_.size() ? s_[i_] : 'x';
+      cp <<= 4;
+      if (h >= '0' && h <= '9') cp |= uint32_t(h - '0');
+      else if (h >= 'a' && h <= 'f') cp |= uint32_t(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F') cp |= uint32_t(h - 'A' + 10);
+      else ok_ = false;
+    }
+    return cp;
+  }
+  static void utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += char(cp);
+    } else if (cp < 0x800) {
+      out += char(0xC0 | (cp >> 6));
+      out += char(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += char(0xE0 | (cp >> 12));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+      out += char(0x80 | (cp & 0x3F));
+    } else {
+      out += char(0xF0 | (cp >> 18));
+      out += char(0x80 | ((cp >> 12) & 0x3F));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+      out += char(0x80 | (cp & 0x3F));
+    }
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+  bool ok_ = true;
+};
+
+// Whole-document parsers: false on malformed input.
+inline bool parse_row(std::string_view s, Row* out) {
+  Reader r(s);
+  *out = r.row();
+  return r.done();
+}
+inline bool parse_row_or_null(std::string_view s, std::optional<Row>* out) {
+  Reader r(s);
+  *out = r.row_or_null();
+  return r.done();
+}
+inline bool parse_rows(std::string_view s, std::vector<std::optional<Row>>* out) {
+  Reader r(s);
+  out->clear();
+  r.array([&] { out->push_back(r.row_or_null()); });
+  return r.done();
+}
+inline bool parse_values(std::string_view s, std::vector<Value>* out) {
+  Reader r(s);
+  out->clear();
+  r.array([&] { out->push_back(r.value()); });
+  return r.done();
+}
+// {"rows": [[value, ...], ...], "affected": N}
+inline bool parse_query(std::string_view s, std::vector<std::vector<Value>>* rows, uint64_t* affected) {
+  Reader r(s);
+  rows->clear();
+  *affected = 0;
+  r.object([&](const std::string& key) {
+    if (key == "rows") {
+      r.array([&] {
+        rows->emplace_back();
+        r.array([&] { rows->back().push_back(r.value()); });
+      });
+    } else {
+      Value v = r.value();
+      if (key == "affected" && v) *affected = std::strtoull(v->c_str(), nullptr, 10);
+    }
+  });
+  return r.done();
+}
+
+}  // namespace datajson
+
 namespace detail {
 template <class T>
 int init_entry(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap, const char* name,
@@ -489,6 +758,135 @@ class Plugin {
     return api_.notify(host_, node.c_str(), method.c_str(), args.data(), args.size()) == LAMPYR_OK;
   }
   size_t pending_calls() const { return calls_.size(); }
+
+  // ---- Data layer (servers with "db": true; docs/data.md "From a plugin") ----
+  // Each returns true when its continuation will run exactly once (ok or
+  // error); false when the host refused at once (no data layer on this
+  // server, draining generation, malformed input) and then it never runs.
+  // Continuations run on the event loop like every other callback. These
+  // share pending_calls() with call().
+  using DataDone = std::function<void(DataStatus)>;
+  using DataRowDone = std::function<void(DataStatus, std::optional<Row>)>;  // nullopt: no such record
+  using DataRowsDone = std::function<void(DataStatus, std::vector<std::optional<Row>>)>;
+  using DataListDone = std::function<void(DataStatus, std::vector<Row>)>;
+  using DataPkDone = std::function<void(DataStatus, std::string pk)>;
+  using DataQueryDone = std::function<void(DataStatus, std::vector<std::vector<Value>> rows, uint64_t affected)>;
+
+  bool db_get(const std::string& table, std::string_view pk, DataRowDone then) {
+    auto fn = data_fn<lampyr_fn_data_get>("data_get");
+    return data_start(
+        [&](uint64_t c) { return fn(host_, table.c_str(), pk.data(), pk.size(), c); },
+        [then](DataStatus st, std::string_view data) {
+          std::optional<Row> row;
+          if (st.ok() && !datajson::parse_row_or_null(data, &row)) st = bad_reply();
+          then(std::move(st), std::move(row));
+        });
+  }
+  // Rows in the order of `pks` (nullopt for a missing one).
+  bool db_get_many(const std::string& table, const std::vector<std::string>& pks, DataRowsDone then) {
+    auto fn = data_fn<lampyr_fn_data_get_many>("data_get_many");
+    std::string json = datajson::values(std::vector<Value>(pks.begin(), pks.end()));
+    return data_start(
+        [&](uint64_t c) { return fn(host_, table.c_str(), json.data(), json.size(), c); },
+        [then](DataStatus st, std::string_view data) {
+          std::vector<std::optional<Row>> rows;
+          if (st.ok() && !datajson::parse_rows(data, &rows)) st = bad_reply();
+          then(std::move(st), std::move(rows));
+        });
+  }
+  // Rows whose fk column (the table's declared "fk") equals `fk`.
+  bool db_get_by_fk(const std::string& table, std::string_view fk, DataListDone then) {
+    auto fn = data_fn<lampyr_fn_data_get_by_fk>("data_get_by_fk");
+    return data_start(
+        [&](uint64_t c) { return fn(host_, table.c_str(), fk.data(), fk.size(), c); },
+        [then](DataStatus st, std::string_view data) {
+          std::vector<std::optional<Row>> rows;
+          if (st.ok() && !datajson::parse_rows(data, &rows)) st = bad_reply();
+          std::vector<Row> list;
+          for (auto& r : rows)
+            if (r) list.push_back(std::move(*r));
+          then(std::move(st), std::move(list));
+        });
+  }
+  // Inserted into MySQL at once; `pk` is the new key (autoinc tables allocate it).
+  bool db_create(const std::string& table, const Row& row, DataPkDone then) {
+    auto fn = data_fn<lampyr_fn_data_create>("data_create");
+    std::string json = datajson::row(row);
+    return data_start(
+        [&](uint64_t c) { return fn(host_, table.c_str(), json.data(), json.size(), c); },
+        [then](DataStatus st, std::string_view data) {
+          Row r;
+          if (st.ok() && (!datajson::parse_row(data, &r) || !r["pk"])) st = bad_reply();
+          std::string pk = st.ok() ? *r["pk"] : std::string();
+          then(std::move(st), std::move(pk));
+        });
+  }
+  bool db_update(const std::string& table, std::string_view pk, const Row& fields, DataDone then) {
+    auto fn = data_fn<lampyr_fn_data_update>("data_update");
+    std::string json = datajson::row(fields);
+    return data_start([&](uint64_t c) { return fn(host_, table.c_str(), pk.data(), pk.size(), json.data(), json.size(), c); },
+                      [then](DataStatus st, std::string_view) { then(std::move(st)); });
+  }
+  // Atomic `column += delta` across every process; a result outside
+  // [min, max] is refused ("data: out of bounds ..."), nothing changes.
+  // The continuation gets the updated row.
+  bool db_add(const std::string& table, std::string_view pk, const std::string& column, int64_t delta, DataRowDone then,
+              int64_t min = INT64_MIN, int64_t max = INT64_MAX) {
+    auto fn = data_fn<lampyr_fn_data_add>("data_add");
+    return data_start(
+        [&](uint64_t c) { return fn(host_, table.c_str(), pk.data(), pk.size(), column.c_str(), delta, min, max, c); },
+        [then](DataStatus st, std::string_view data) {
+          std::optional<Row> row;
+          if (st.ok() && !datajson::parse_row_or_null(data, &row)) st = bad_reply();
+          then(std::move(st), std::move(row));
+        });
+  }
+  bool db_remove(const std::string& table, std::string_view pk, DataDone then) {
+    auto fn = data_fn<lampyr_fn_data_remove>("data_remove");
+    return data_start([&](uint64_t c) { return fn(host_, table.c_str(), pk.data(), pk.size(), c); },
+                      [then](DataStatus st, std::string_view) { then(std::move(st)); });
+  }
+  // A raw prepared statement with `params` bound to its '?' markers. Sees
+  // MySQL only (not unflushed record changes).
+  bool db_query(const std::string& sql, const std::vector<Value>& params, DataQueryDone then) {
+    auto fn = data_fn<lampyr_fn_data_query>("data_query");
+    std::string json = datajson::values(params);
+    return data_start(
+        [&](uint64_t c) { return fn(host_, sql.c_str(), json.data(), json.size(), c); },
+        [then](DataStatus st, std::string_view data) {
+          std::vector<std::vector<Value>> rows;
+          uint64_t affected = 0;
+          if (st.ok() && !datajson::parse_query(data, &rows, &affected)) st = bad_reply();
+          then(std::move(st), std::move(rows), affected);
+        });
+  }
+
+ private:
+  template <class Fn>
+  Fn data_fn(const char* name) const {
+    Fn fn = reinterpret_cast<Fn>(get_api_ ? get_api_(name) : nullptr);
+    need(fn != nullptr, name);
+    return fn;
+  }
+  // Keeps `done` by cookie (like call()) and starts the host operation.
+  template <class Start>
+  bool data_start(Start&& start, std::function<void(DataStatus, std::string_view)> done) {
+    uint64_t cookie = ++next_cookie_;
+    calls_.emplace(cookie, [done = std::move(done)](CallStatus cs, std::string_view data) {
+      DataStatus st;
+      st.code = cs.code;
+      if (!cs.ok()) st.message = data.empty() ? std::string(cs.name()) : std::string(data);
+      done(std::move(st), cs.ok() ? data : std::string_view());
+    });
+    if (start(cookie) != LAMPYR_OK) {
+      calls_.erase(cookie);
+      return false;
+    }
+    return true;
+  }
+  static DataStatus bad_reply() { return DataStatus{LAMPYR_DONE_ERROR, "malformed data reply from the host"}; }
+
+ public:
 
   // ---- Log (tagged with the plugin name by the host) ----
   void log(int level, std::string_view message) {
