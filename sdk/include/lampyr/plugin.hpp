@@ -1057,6 +1057,8 @@ class Plugin {
   uint64_t next_cookie_ = 0;
   lampyr_token dispatch_token_ = 0;
   bool dispatch_answered_ = false;
+  bool dispatch_busy_ = false;
+  Request dispatch_request_;  // reused by on_request (see there)
   std::unordered_map<uint32_t, RequestHandler> commands_;
   std::unordered_map<std::string, RemoteHandler> remotes_;
   std::unordered_map<uint64_t, Timer> timers_;
@@ -1121,12 +1123,20 @@ struct Entry {
 
   static void on_request(void* ctx, const lampyr_request* req) {
     Plugin* p = self(ctx);
+    const lampyr_token outer_token = p->dispatch_token_;
+    const bool outer_answered = p->dispatch_answered_, outer_busy = p->dispatch_busy_;
     p->dispatch_token_ = req->token;
     p->dispatch_answered_ = false;
+    // One Request per plugin is reused, body capacity included, so a request
+    // costs no allocation (a handler that keeps it copies it). A nested
+    // dispatch - the host does not re-enter, but nothing here relies on it -
+    // gets its own.
+    Request nested;
+    Request& r = outer_busy ? nested : p->dispatch_request_;
+    p->dispatch_busy_ = true;
     try {
       auto it = p->commands_.find(req->command);
       if (it == p->commands_.end()) throw Error("no handler for command " + std::to_string(req->command));
-      Request r;
       r.plugin_ = p;
       r.token_ = req->token;
       r.session_ = req->session;
@@ -1137,7 +1147,11 @@ struct Entry {
       std::string what = p->report(("command " + std::to_string(req->command)).c_str());
       if (!p->dispatch_answered_ && p->api_.fail) p->api_.fail(p->host_, req->token, LAMPYR_FAIL_HANDLER_ERROR, what.c_str());
     }
-    p->dispatch_token_ = 0;
+    // Nothing may answer through the reused object by accident later.
+    r.token_ = 0;
+    p->dispatch_busy_ = outer_busy;
+    p->dispatch_token_ = outer_token;
+    p->dispatch_answered_ = outer_answered;
   }
 
   static void on_remote(void* ctx, const lampyr_remote_call* call) {
