@@ -20,7 +20,10 @@
 #include <sstream>
 #include <thread>
 
+#include <json/json.h>
+
 #include "../unit/data_test_support.h"
+#include "admin/http_client.h"
 #include "harness.h"
 #include "lampyr_client.h"
 
@@ -73,9 +76,11 @@ class DataPluginTest : public ::testing::Test {
   // all running the account plugin.
   void WriteConf() {
     for (auto& p : ports_) p = FreePort();
+    webport_ = FreePort();
     auto db = data::testing::TestDb();
     auto server = [&](const char* name, uint16_t port, bool with_db) {
-      return std::string("\"") + name + "\": {\"netport\": " + std::to_string(port) +
+      std::string web = port == ports_[0] ? ", \"webport\": " + std::to_string(webport_) : "";
+      return std::string("\"") + name + "\": {\"netport\": " + std::to_string(port) + web +
              ", \"db\": " + (with_db ? "true" : "false") + ", \"plugins\": [\"account\"]}";
     };
     conf_ = dir_.path() + "/lampyr.json";
@@ -140,10 +145,23 @@ class DataPluginTest : public ::testing::Test {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "exit status " << status;
   }
 
+  // game1's admin API: POST /reload, GET /status -> JSON.
+  Json::Value Admin(const std::string& method, const std::string& path, const std::string& body) {
+    HttpResponse r;
+    Status st = HttpCall("127.0.0.1", webport_, method, path, body, {{"Authorization", "Bearer tok"}}, &r, 30000);
+    EXPECT_TRUE(st.ok()) << st.message();
+    Json::Value v;
+    Json::CharReaderBuilder b;
+    std::string errs;
+    std::istringstream in(r.body);
+    EXPECT_TRUE(Json::parseFromStream(b, in, &v, &errs)) << r.body;
+    return v;
+  }
+
   Sql sql_;
   TempDir dir_;
   std::string tag_, accounts_, players_, conf_;
-  uint16_t ports_[3] = {};
+  uint16_t ports_[3] = {}, webport_ = 0;
   std::vector<std::unique_ptr<Process>> servers_;
 };
 
@@ -302,6 +320,47 @@ TEST_F(DataPluginTest, TwoProcessesAddToOnePlayersGold) {
   Stop(g2);
   EXPECT_EQ(sql_.One("SELECT gold FROM " + players_ + " WHERE id = 1"), "2000");
   EXPECT_EQ(sql_.One("SELECT COUNT(*) FROM " + players_), "1");
+}
+
+// Hot reload while data operations are in flight: the old generation keeps
+// its leases until their completions arrive (or they are answered by it), no
+// request is lost, every add counts once, and the old generation is retired.
+TEST_F(DataPluginTest, ReloadWhileDataOperationsAreInFlight) {
+  ASSERT_TRUE(Start(0));
+  auto c = Connect(0);
+  ASSERT_EQ(Ask(*c, kRegister, "frank pw-1234"), "ok 1");
+  ASSERT_EQ(Ask(*c, kLogin, "frank pw-1234"), "ok player=1 nickname=frank gold=0 logins=1");
+
+  constexpr int kBurst = 300, kRounds = 3;
+  std::set<int> totals;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < kBurst; ++i) ASSERT_TRUE(c->Send(kGold, "+1").ok());
+    Json::Value answer = Admin("POST", "/reload", "{\"plugin\": \"account\"}");
+    EXPECT_TRUE(answer["ok"].asBool()) << answer.toStyledString();
+    for (int i = 0; i < kBurst; ++i) {
+      Frame f;
+      ASSERT_TRUE(c->Receive(&f, 10000).ok()) << "reply " << i << " of round " << round << " missing";
+      ASSERT_EQ(f.command, kGold) << f.body;
+      ASSERT_EQ(f.body.rfind("gold ", 0), 0u) << f.body;
+      totals.insert(std::stoi(f.body.substr(5)));
+    }
+  }
+  EXPECT_EQ(totals.size(), size_t(kBurst * kRounds));
+  EXPECT_EQ(*totals.rbegin(), kBurst * kRounds);
+  // The session stayed logged in across the reloads (session data is the host's).
+  EXPECT_EQ(Ask(*c, kShow, ""), "player=1 nickname=frank gold=900 logins=1");
+
+  // Every drained generation is gone once its operations completed.
+  Json::Value plugin;
+  for (int i = 0; i < 300; ++i) {
+    Json::Value status = Admin("GET", "/status", "");
+    for (const auto& p : status["servers"][0]["plugins"])
+      if (p["name"].asString() == "account") plugin = p;
+    if (plugin["draining"].empty()) break;
+    usleep(100 * 1000);
+  }
+  EXPECT_EQ(plugin["generation"].asUInt64(), uint64_t(kRounds + 1)) << plugin.toStyledString();
+  EXPECT_TRUE(plugin["draining"].empty()) << plugin.toStyledString();
 }
 
 }  // namespace
