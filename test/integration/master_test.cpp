@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "admin/http_client.h"
+#include "channel/channel_hub.h"
+#include "core/event_loop.h"
 #include "harness.h"
 #include "lampyr_client.h"
 
@@ -510,6 +512,47 @@ TEST_F(MasterTest, CrashWithinProbationRollsBackToThePreviousBuild) {
   v = View("game1");
   EXPECT_EQ(v["rolled_back"].size(), 1u) << v;
   EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
+}
+
+// Runs `loop` until pred() holds or the guard (a hang stopper, not a timing
+// assertion) fires.
+bool RunUntil(EventLoop& loop, const std::function<bool()>& pred, double guard_s = 20) {
+  if (pred()) return true;
+  TimerId poll = loop.RunEvery(0.005, [&] {
+    if (pred()) loop.Quit();
+  });
+  TimerId guard = loop.RunAfter(guard_s, [&] { loop.Quit(); });
+  loop.Run();
+  loop.Cancel(poll);
+  loop.Cancel(guard);
+  return pred();
+}
+
+TEST_F(MasterTest, ControlMethodsAnswerOnlyTheMaster) {
+  WriteConfig({{"game1", ""}});
+  StartMaster();
+  const pid_t pid = Pid("game1");
+  // A node of the cluster (it knows the secret) that is not the master
+  // reaches game1 through the gate and tries to steer it.
+  EventLoop loop;
+  ChannelHub intruder(&loop, "intruder", "s3cret");
+  intruder.Connect("gate", "127.0.0.1", gate_port_);
+  ASSERT_TRUE(RunUntil(loop, [&] { return intruder.IsConnected("game1"); }));
+  for (const char* method : {"lampyr.stop", "lampyr.status", "lampyr.reload", "lampyr.metrics"}) {
+    bool done = false;
+    Status result;
+    intruder.Call("game1", method, "", [&](Status st, std::string) {
+      done = true;
+      result = st;
+    });
+    ASSERT_TRUE(RunUntil(loop, [&] { return done; })) << method;
+    EXPECT_FALSE(result.ok()) << method;
+    EXPECT_NE(result.message().find("only the master"), std::string::npos) << method << ": " << result.message();
+  }
+  SleepMs(200);
+  Json::Value v = View("game1");
+  EXPECT_EQ(v["state"], "running");
+  EXPECT_EQ(v["pid"].asInt64(), pid);
 }
 
 TEST_F(MasterTest, MasterNeedsARootport) {
