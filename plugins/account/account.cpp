@@ -122,30 +122,40 @@ class Sha256 {
   uint64_t len_ = 0;
 };
 
-std::string HmacSha256(std::string_view key, std::string_view msg) {
-  Sha256 sha;
-  std::string k(key);
-  if (k.size() > 64) {
-    sha.update(k);
-    k = sha.digest();
+// HMAC-SHA256 with the key's inner and outer states computed once, so each
+// PBKDF2 round costs two compressions instead of four.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(std::string_view key) {
+    std::string k(key);
+    if (k.size() > 64) {
+      inner_.update(k);
+      k = inner_.digest();
+    }
+    k.resize(64, '\0');
+    std::string ipad(k), opad(k);
+    for (int i = 0; i < 64; ++i) ipad[i] ^= 0x36, opad[i] ^= 0x5c;
+    inner_.update(ipad);
+    outer_.update(opad);
   }
-  k.resize(64, '\0');
-  std::string ipad(k), opad(k);
-  for (int i = 0; i < 64; ++i) ipad[i] ^= 0x36, opad[i] ^= 0x5c;
-  sha.update(ipad);
-  sha.update(msg);
-  std::string inner = sha.digest();
-  sha.update(opad);
-  sha.update(inner);
-  return sha.digest();
-}
+  std::string mac(std::string_view msg) const {
+    Sha256 in = inner_, out = outer_;
+    in.update(msg);
+    out.update(in.digest());
+    return out.digest();
+  }
+
+ private:
+  Sha256 inner_, outer_;
+};
 
 // One 32-byte block of PBKDF2-HMAC-SHA256 (dkLen = 32).
 std::string Pbkdf2(std::string_view password, std::string_view salt, uint32_t rounds) {
-  std::string u = HmacSha256(password, std::string(salt) + std::string("\0\0\0\1", 4));
+  const HmacSha256 hmac(password);
+  std::string u = hmac.mac(std::string(salt) + std::string("\0\0\0\1", 4));
   std::string out = u;
   for (uint32_t i = 1; i < rounds; ++i) {
-    u = HmacSha256(password, u);
+    u = hmac.mac(u);
     for (size_t j = 0; j < out.size(); ++j) out[j] ^= u[j];
   }
   return out;

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include <json/json.h>
+#include <lampyr/plugin.hpp>
 
 #include "../unit/data_test_support.h"
 #include "admin/http_client.h"
@@ -39,6 +40,46 @@ using data::testing::Sql;
 
 constexpr uint32_t kRegister = 200, kLogin = 201, kGold = 202, kShow = 203, kSet = 204, kGet = 205, kTop = 206;
 constexpr uint32_t kErrorCommand = 0xFFFFFFFF;
+
+// The JSON codec rows cross the C boundary with (host and plugin.hpp share it).
+TEST(DataJsonTest, RowsRoundTripEveryByteAndRefuseMalformedInput) {
+  namespace dj = lampyr::sdk::datajson;
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += char(i);
+  lampyr::sdk::Row row{{"bytes", all}, {"null", std::nullopt}, {"", ""}, {"k\"\\\n", "v"}};
+  std::string text = dj::row(row);
+  EXPECT_EQ(text.find('\0'), std::string::npos) << "control bytes are escaped";
+  lampyr::sdk::Row back;
+  ASSERT_TRUE(dj::parse_row(text, &back)) << text;
+  EXPECT_TRUE(back == row);
+
+  // Standard JSON input: numbers, booleans, \u escapes and surrogate pairs.
+  ASSERT_TRUE(dj::parse_row(R"( {"a": 42, "b": -7, "c": true, "d": "\u00e9\ud83d\ude00\u0000\/"} )", &back));
+  EXPECT_EQ(back["a"], "42");
+  EXPECT_EQ(back["b"], "-7");
+  EXPECT_EQ(back["c"], "1");
+  EXPECT_EQ(back["d"], std::string("\xc3\xa9\xf0\x9f\x98\x80\0/", 8));
+
+  std::vector<std::optional<lampyr::sdk::Row>> rows;
+  ASSERT_TRUE(dj::parse_rows(R"([{"x":"1"},null,{}])", &rows));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_FALSE(rows[1].has_value());
+  std::vector<std::vector<Value>> qrows;
+  uint64_t affected = 0;
+  ASSERT_TRUE(dj::parse_query(R"({"rows":[["a",null],[]],"affected":12})", &qrows, &affected));
+  EXPECT_EQ(qrows.size(), 2u);
+  EXPECT_EQ(affected, 12u);
+
+  for (const char* bad : {"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":\"x}", "{\"a\":\"\\q\"}", "{\"a\":\"\\u12\"}",
+                          "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":1,}", "{\"a\":1} x", "[1,", "nul"}) {
+    lampyr::sdk::Row r;
+    EXPECT_FALSE(dj::parse_row(bad, &r)) << bad;
+  }
+  std::vector<Value> values;
+  EXPECT_FALSE(dj::parse_values("[\"a\" \"b\"]", &values));
+  EXPECT_TRUE(dj::parse_values(" [ ] ", &values));
+  EXPECT_TRUE(values.empty());
+}
 
 class DataPluginTest : public ::testing::Test {
  protected:
@@ -291,10 +332,14 @@ TEST_F(DataPluginTest, TwoProcessesAddToOnePlayersGold) {
   auto run = [&](Client* c, std::vector<std::string>* out) {
     for (int i = 0; i < kEach; ++i) out->push_back(Ask(*c, kGold, "+1"));
   };
+  const auto t0 = std::chrono::steady_clock::now();
   std::thread t1(run, c1.get(), &seen[0]);
   std::thread t2(run, c2.get(), &seen[1]);
   t1.join();
   t2.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("BENCH data_add from 2 processes, 1 client each, 1 in flight: %d adds in %.3f s = %.0f adds/s\n",
+              2 * kEach, secs, 2 * kEach / secs);
 
   // Every add saw a distinct total: together exactly 1..2000.
   std::set<int> totals;
