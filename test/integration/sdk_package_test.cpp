@@ -56,12 +56,19 @@ const char* kPluginSource = R"(
 struct Shared { static inline int hits = 0; };
 __attribute__((visibility("default"))) int hello_exported_by_mistake(int x) { return x + ++Shared::hits; }
 
+std::string Prefix(const lampyr::sdk::Plugin& p);  // extra.cpp: a plugin may have many sources
+
 class Hello : public lampyr::sdk::Plugin {
   void init() override {
-    on(uint32_t(config_int("command", 9)), [](lampyr::sdk::Request& r) { r.reply("hello " + r.body()); });
+    on(uint32_t(config_int("command", 9)), [this](lampyr::sdk::Request& r) { r.reply(Prefix(*this) + r.body()); });
   }
 };
 LAMPYR_PLUGIN(Hello, "hello", "0.1-outoftree", 3)
+)";
+
+const char* kExtraSource = R"(
+#include <lampyr/plugin.hpp>
+std::string Prefix(const lampyr::sdk::Plugin& p) { return p.config_string("greeting", "hello") + " "; }
 )";
 
 const char* kProject = R"(
@@ -69,7 +76,7 @@ cmake_minimum_required(VERSION 3.20)
 project(hello_plugin LANGUAGES CXX)
 set(CMAKE_CXX_STANDARD 20)
 find_package(LampyrSDK ${WANT} REQUIRED)
-lampyr_add_plugin(hello SOURCES hello.cpp)
+lampyr_add_plugin(hello SOURCES hello.cpp extra.cpp)
 )";
 
 class SdkPackageTest : public ::testing::Test {
@@ -88,6 +95,7 @@ class SdkPackageTest : public ::testing::Test {
     ASSERT_EQ(RunTool({"/bin/mkdir", "-p", src_}, dir_.path() + "/mkdir.log", &out), 0);
     test::WriteFile(src_ + "/CMakeLists.txt", kProject);
     test::WriteFile(src_ + "/hello.cpp", kPluginSource);
+    test::WriteFile(src_ + "/extra.cpp", kExtraSource);
   }
 
   // Configures (asking for SDK version `want`) and builds; returns the exit code.

@@ -166,7 +166,7 @@ inline size_t skip_value(std::string_view s, size_t i) {
   if (i >= s.size()) return std::string_view::npos;
   if (s[i] == '"') return skip_string(s, i);
   if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
+    std::string closers;  // the brackets still open, innermost last
     for (; i < s.size(); ++i) {
       char c = s[i];
       if (c == '"') {
@@ -174,9 +174,11 @@ inline size_t skip_value(std::string_view s, size_t i) {
         if (i == std::string_view::npos) return i;
         --i;
       } else if (c == '{' || c == '[') {
-        ++depth;
+        closers += c == '{' ? '}' : ']';
       } else if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
+        if (closers.empty() || closers.back() != c) return std::string_view::npos;  // mismatched
+        closers.pop_back();
+        if (closers.empty()) return i + 1;
       }
     }
     return std::string_view::npos;
