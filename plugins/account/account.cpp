@@ -25,8 +25,10 @@
 // Passwords: PBKDF2-HMAC-SHA256 with a 16-byte random salt, stored as
 // "pbkdf2-sha256$<rounds>$<salt hex>$<key hex>"; never the password. The hash
 // runs on the event loop (plugin code never runs on workers), so config
-// "hash_rounds" (default 4096, ~3 ms here) trades login cost against
-// brute-force cost. Config: {"account_table": "account", "player_table":
+// "hash_rounds" (default 4096: 6.5 ms per register/login measured on the
+// 2-core dev machine, during which the loop serves nothing else) trades
+// login cost against brute-force cost; far below what offline-attack
+// guidance asks for (hundreds of thousands of rounds). Config: {"account_table": "account", "player_table":
 // "player", "hash_rounds": 4096}.
 #include <lampyr/plugin.hpp>
 
