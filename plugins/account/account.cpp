@@ -18,7 +18,7 @@
 //   203 show                         -> "player=<id> nickname=<n> gold=<g> logins=<l>"
 //   204 set      "<field> <bytes>"   -> "ok"; field motto (TEXT: UTF-8) or bag (BLOB: any bytes)
 //   205 get      "<field>"           -> the field's bytes exactly (empty for NULL)
-//   206 top      "[min_gold]"        -> "<nickname> <gold>" lines, richest 10 first; a raw query, so
+//   206 top      "[min_gold]"        -> "<nickname>=<gold> ..." richest 10 first; a raw query, so
 //                 it sees what was flushed to MySQL (flush_interval_ms), not newer updates
 // Commands 202-206 need a login on the same connection (the player id is session data).
 //
@@ -34,6 +34,7 @@
 
 #include <sys/random.h>
 
+#include <chrono>
 #include <cstdio>
 
 namespace {
@@ -210,6 +211,12 @@ bool CheckPassword(std::string_view password, const std::string& stored) {
   return diff == 0;
 }
 
+// Wall-clock time for records (now_ms() is the loop's monotonic clock).
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool ValidName(std::string_view n) {
   if (n.empty() || n.size() > 32) return false;
   for (char c : n)
@@ -273,7 +280,7 @@ class Account : public lampyr::sdk::Plugin {
               if (Failed(r, st)) return;
               if (!rows.empty()) return void(r.reply("err name taken"));
               Row account{{"name", name}, {"pwhash", HashPassword(password, rounds_)},
-                          {"created_ms", std::to_string(now_ms())}};
+                          {"created_ms", std::to_string(UnixMs())}};
               Started(r, db_create(accounts_, account, [this, r](DataStatus st, std::string pk) {
                         // The UNIQUE name index refuses the loser of a race between two registrations.
                         if (!st.ok() && st.message.find("Duplicate") != std::string::npos)
@@ -390,7 +397,7 @@ class Account : public lampyr::sdk::Plugin {
                 if (Failed(r, st)) return;
                 std::string out;
                 for (const auto& row : rows)
-                  if (row.size() == 2) out += row[0].value_or("") + " " + row[1].value_or("") + "\n";
+                  if (row.size() == 2) out += (out.empty() ? "" : " ") + row[0].value_or("") + "=" + row[1].value_or("");
                 r.reply(out);
               }));
     });

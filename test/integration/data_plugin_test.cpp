@@ -235,7 +235,7 @@ TEST_F(DataPluginTest, RegisterLoginGoldReconnectAndFlush) {
   // Write-behind reaches MySQL (queried directly, behind the server's back).
   EXPECT_EQ(WaitForSql("SELECT CONCAT(gold, '/', logins) FROM " + players_ + " WHERE id = 1", {}, "43/2"), "43/2");
   // The raw query sees MySQL.
-  EXPECT_EQ(Ask(*c, kTop, ""), "alice 43\n");
+  EXPECT_EQ(Ask(*c, kTop, ""), "alice=43");
   EXPECT_EQ(Ask(*c, kTop, "44"), "");
 
   // No plaintext: only a salted PBKDF2 hash is stored.
@@ -243,6 +243,7 @@ TEST_F(DataPluginTest, RegisterLoginGoldReconnectAndFlush) {
   ASSERT_EQ(rows.size(), 1u);
   for (const auto& v : rows[0]) EXPECT_EQ(v.value_or("").find("s3cret"), std::string::npos);
   EXPECT_EQ(rows[0][2].value_or("").rfind("pbkdf2-sha256$64$", 0), 0u) << rows[0][2].value_or("");
+  EXPECT_GT(std::stoll(rows[0][3].value_or("0")), 1600000000000LL) << "created_ms is wall-clock ms";
   // Same password, another account: another salt, another hash.
   EXPECT_EQ(Ask(*c, kRegister, "carol s3cret-pw"), "ok 2");
   EXPECT_NE(sql_.One("SELECT pwhash FROM " + accounts_ + " WHERE name = 'carol'"), rows[0][2].value_or(""));
