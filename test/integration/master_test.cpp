@@ -339,18 +339,26 @@ TEST_F(MasterTest, KilledGateIsRestartedAndNodesRejoinIt) {
   EXPECT_EQ(Pid("game1"), game_pid);
 }
 
-TEST_F(MasterTest, GivesUpAfterFastCrashesAndRestartRevivesTheServer) {
-  // game2 needs a client port the test holds: it exits at once, every time.
-  int blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // not inherited by the master
-  ASSERT_GE(blocker, 0);
+// A loopback port the test holds (listening), so a server configured with it
+// cannot start. CLOEXEC: the master must not inherit it.
+int TakePort(uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(blocker, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(blocker, 1), 0);
   socklen_t len = sizeof a;
-  getsockname(blocker, reinterpret_cast<sockaddr*>(&a), &len);
-  const uint16_t taken = ntohs(a.sin_port);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 1) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return -1;
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+TEST_F(MasterTest, GivesUpAfterFastCrashesAndRestartRevivesTheServer) {
+  // game2 needs a client port the test holds: it exits at once, every time.
+  uint16_t taken = 0;
+  int blocker = TakePort(&taken);
+  ASSERT_GE(blocker, 0);
   WriteConfig({{"game1", ""}, {"game2", ", \"netport\": " + std::to_string(taken)}});
   StartMaster({"gate", "net", "game1"});
 
@@ -461,6 +469,47 @@ TEST_F(MasterTest, ChildrenDieWithAKilledMaster) {
 void InstallBuild(const std::string& from, const std::string& to) {
   test::WriteFile(to + ".tmp", test::ReadFile(from));
   ASSERT_EQ(rename((to + ".tmp").c_str(), to.c_str()), 0);
+}
+
+TEST_F(MasterTest, ClusterReloadIsStagedAndARefusalUndoesNothing) {
+  const std::string plugin = dir_.path() + "/libroom.so";
+  InstallBuild(test::PluginPath("room"), plugin);
+  uint16_t taken = 0;
+  int blocker = TakePort(&taken);
+  ASSERT_GE(blocker, 0);
+  // Both games run room; game2 cannot start (its port is taken) and is given up.
+  WriteConfig({{"game1", R"(, "plugins": ["room"], "builtins": {"echo": 200})"},
+               {"game2", R"(, "plugins": ["room"], "builtins": {"echo": 200}, "netport": )" + std::to_string(taken)}},
+              "", R"("plugins": {"room": {"path": "libroom.so"}},)");
+  StartMaster({"gate", "net", "game1"});
+  ASSERT_TRUE(WaitFor([&] { return View("game2")["state"] == "failed"; }));
+  const std::string v1 = View("game1")["plugins"][0]["version"].asString();
+
+  InstallBuild(test::PluginPath("room_v2"), plugin);
+  HttpResponse r = Http("POST", "/reload", R"({"plugin": "room"})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  Json::Value v = Parse(r.body);
+  EXPECT_FALSE(v["ok"].asBool());
+  ASSERT_EQ(v["results"].size(), 2u) << r.body;
+  EXPECT_EQ(v["results"][0]["server"], "game1");
+  EXPECT_TRUE(v["results"][0]["ok"].asBool()) << r.body;
+  EXPECT_EQ(v["results"][1]["server"], "game2");
+  EXPECT_FALSE(v["results"][1]["ok"].asBool());
+  EXPECT_NE(v["results"][1]["error"].asString().find("not running (state failed)"), std::string::npos) << r.body;
+  EXPECT_NE(v["note"].asString().find("nothing was undone"), std::string::npos) << r.body;
+  // game1 keeps the new build.
+  const std::string now = View("game1")["plugins"][0]["version"].asString();
+  EXPECT_NE(now, v1);
+  EXPECT_EQ(now, v["results"][0]["plugins"][0]["new_version"].asString());
+
+  // lampyrctl: exit 1 on the refusal, with the reason and the note.
+  std::string out;
+  EXPECT_EQ(Ctl({"reload", "room"}, &out), 1) << out;
+  EXPECT_NE(out.find("game2: REFUSED: server game2 is not running"), std::string::npos) << out;
+  EXPECT_NE(out.find("note: "), std::string::npos) << out;
+  // One server only: it accepts, exit 0.
+  EXPECT_EQ(Ctl({"reload", "--server", "game1", "room"}, &out), 0) << out;
+  close(blocker);
 }
 
 TEST_F(MasterTest, CrashWithinProbationRollsBackToThePreviousBuild) {
