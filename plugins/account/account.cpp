@@ -20,7 +20,11 @@
 //   205 get      "<field>"           -> the field's bytes exactly (empty for NULL)
 //   206 top      "[min_gold]"        -> "<nickname>=<gold> ..." richest 10 first; a raw query, so
 //                 it sees what was flushed to MySQL (flush_interval_ms), not newer updates
-// Commands 202-206 need a login on the same connection (the player id is session data).
+//   207 peek     "<player id> ..."   -> "<id>=<nickname>:<gold> ..." ("<id>=-" for none): one multi-get
+//   208 delete   "<password>"        -> "ok deleted": removes the player and the account records
+//                 (flushed as DELETE) and logs the session out | "err wrong name or password".
+//                 The name can be registered again once the DELETE reached MySQL.
+// Commands 202-208 need a login on the same connection (the player id is session data).
 //
 // Passwords: PBKDF2-HMAC-SHA256 with a 16-byte random salt, stored as
 // "pbkdf2-sha256$<rounds>$<salt hex>$<key hex>"; never the password. The hash
@@ -28,14 +32,15 @@
 // "hash_rounds" (default 4096: 6.5 ms per register/login measured on the
 // 2-core dev machine, during which the loop serves nothing else) trades
 // login cost against brute-force cost; far below what offline-attack
-// guidance asks for (hundreds of thousands of rounds). Config: {"account_table": "account", "player_table":
-// "player", "hash_rounds": 4096}.
+// guidance asks for (hundreds of thousands of rounds).
+// Config: {"account_table": "account", "player_table": "player", "hash_rounds": 4096}.
 #include <lampyr/plugin.hpp>
 
 #include <sys/random.h>
 
 #include <chrono>
 #include <cstdio>
+#include <sstream>
 
 namespace {
 
@@ -43,7 +48,8 @@ using lampyr::sdk::DataStatus;
 using lampyr::sdk::Request;
 using lampyr::sdk::Row;
 
-enum : uint32_t { kRegister = 200, kLogin = 201, kGold = 202, kShow = 203, kSet = 204, kGet = 205, kTop = 206 };
+enum : uint32_t { kRegister = 200, kLogin = 201, kGold = 202, kShow = 203, kSet = 204, kGet = 205, kTop = 206,
+                 kPeek = 207, kDelete = 208 };
 
 // ---- SHA-256 (FIPS 180-4), HMAC (RFC 2104), PBKDF2 (RFC 8018) ----------------
 // In the plugin so that it needs no library; checked against the RFC test
@@ -257,6 +263,8 @@ class Account : public lampyr::sdk::Plugin {
     on(kSet, [this](Request& r) { Set(r); });
     on(kGet, [this](Request& r) { Get(r); });
     on(kTop, [this](Request& r) { Top(r); });
+    on(kPeek, [this](Request& r) { Peek(r); });
+    on(kDelete, [this](Request& r) { Delete(r); });
   }
 
  private:
@@ -401,6 +409,44 @@ class Account : public lampyr::sdk::Plugin {
                 r.reply(out);
               }));
     });
+  }
+
+  void Peek(const Request& r) {
+    WithPlayer(r, [&](const std::string&) {
+      std::vector<std::string> ids;
+      std::istringstream in(r.body());
+      for (std::string id; in >> id && ids.size() < 100;) ids.push_back(id);
+      Started(r, db_get_many(players_, ids, [this, r, ids](DataStatus st, std::vector<std::optional<Row>> rows) {
+                if (Failed(r, st)) return;
+                std::string out;
+                for (size_t i = 0; i < ids.size() && i < rows.size(); ++i)
+                  out += (i ? " " : "") + ids[i] + "=" +
+                         (rows[i] ? Field(*rows[i], "nickname") + ":" + Field(*rows[i], "gold") : "-");
+                r.reply(out);
+              }));
+    });
+  }
+
+  // Checks the password again, then removes the player, then the account.
+  void Delete(const Request& r) {
+    auto account = session_get(r.session(), "account");
+    auto player = session_get(r.session(), "player");
+    if (!account || !player) return void(r.reply("err not logged in"));
+    Started(r, db_get(accounts_, *account, [this, r, player = *player](DataStatus st, std::optional<Row> acc) {
+              if (Failed(r, st)) return;
+              if (!acc || !CheckPassword(r.body(), Field(*acc, "pwhash")))
+                return void(r.reply("err wrong name or password"));
+              const std::string id = Field(*acc, "id");
+              Started(r, db_remove(players_, player, [this, r, id](DataStatus st) {
+                        if (Failed(r, st)) return;
+                        Started(r, db_remove(accounts_, id, [this, r](DataStatus st) {
+                                  if (Failed(r, st)) return;
+                                  session_erase(r.session(), "account");
+                                  session_erase(r.session(), "player");
+                                  r.reply("ok deleted");
+                                }));
+                      }));
+            }));
   }
 
   std::string accounts_, players_;

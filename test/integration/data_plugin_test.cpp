@@ -6,7 +6,8 @@
 // Covered: register / login (salted PBKDF2 hash, a known-answer login from
 // RFC 7914's vector, wrong password refused, nothing plaintext in MySQL), the
 // player record created on first login, gold via data_add (bounds), read back
-// after reconnect, write-behind reaching MySQL, the raw query (top), hostile
+// after reconnect, write-behind reaching MySQL, the raw query (top), multi-get
+// and removal (peek, delete; the DELETEs reach MySQL), hostile
 // values through the JSON boundary both ways, a server without "db" refusing,
 // and two processes adding to one player's gold 1,000 times each -> 2,000.
 #include <gtest/gtest.h>
@@ -38,7 +39,8 @@ using data::testing::EnvOr;
 using data::testing::RandomTag;
 using data::testing::Sql;
 
-constexpr uint32_t kRegister = 200, kLogin = 201, kGold = 202, kShow = 203, kSet = 204, kGet = 205, kTop = 206;
+constexpr uint32_t kRegister = 200, kLogin = 201, kGold = 202, kShow = 203, kSet = 204, kGet = 205, kTop = 206,
+                   kPeek = 207, kDelete = 208;
 constexpr uint32_t kErrorCommand = 0xFFFFFFFF;
 
 // The JSON codec rows cross the C boundary with (host and plugin.hpp share it).
@@ -255,6 +257,17 @@ TEST_F(DataPluginTest, RegisterLoginGoldReconnectAndFlush) {
   auto k = Connect(0);
   EXPECT_EQ(Ask(*k, kLogin, "kat passwc"), "err wrong name or password");
   EXPECT_EQ(Ask(*k, kLogin, "kat passwd"), "ok player=2 nickname=kat gold=0 logins=1");
+
+  // Multi-get, and removal of both records.
+  EXPECT_EQ(Ask(*c, kPeek, "2 99 1"), "2=kat:0 99=- 1=alice:43");
+  EXPECT_EQ(Ask(*k, kDelete, "passwc"), "err wrong name or password");
+  EXPECT_EQ(Ask(*k, kDelete, "passwd"), "ok deleted");
+  EXPECT_EQ(Ask(*k, kShow, ""), "err not logged in");
+  EXPECT_EQ(Ask(*k, kLogin, "kat passwd"), "err wrong name or password");
+  EXPECT_EQ(Ask(*c, kPeek, "2 1"), "2=- 1=alice:43");
+  EXPECT_EQ(WaitForSql("SELECT COUNT(*) FROM " + accounts_ + " WHERE name = 'kat'", {}, "0"), "0");
+  EXPECT_EQ(WaitForSql("SELECT COUNT(*) FROM " + players_ + " WHERE id = 2", {}, "0"), "0");
+  EXPECT_EQ(sql_.One("SELECT COUNT(*) FROM " + players_), "1");
 }
 
 TEST_F(DataPluginTest, HostileValuesRoundTripThroughThePluginApi) {
