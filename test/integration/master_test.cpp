@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -278,6 +279,37 @@ TEST_F(MasterTest, KilledGameUnderLoadIsRestartedAndServiceResumes) {
   const pid_t net_pid = Pid("net"), gate_pid = Pid("gate");
   ASSERT_GT(old_pid, 0) << GetStatus();  // kill(0) would hit the test itself
 
+  // Load: clients pipelining echoes all along. Every request gets exactly one
+  // answer, in order: its echo, or the error reply while the game is down.
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> ok{0}, errors{0}, bad{0};
+  std::vector<std::thread> load;
+  struct Joiner {  // an early ASSERT return must not leave threads joinable
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      stop = true;
+      for (auto& th : threads)
+        if (th.joinable()) th.join();
+    }
+  } joiner{stop, load};
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t, c = Connect()] {
+      for (int64_t n = 0; !stop; n += 16) {
+        for (int i = 0; i < 16; ++i)
+          if (!c->Send(kEcho, std::to_string(t) + "-" + std::to_string(n + i)).ok()) return void(++bad);
+        for (int i = 0; i < 16; ++i) {
+          Frame f;
+          if (!c->Receive(&f, 10000).ok()) return void(++bad);
+          if (f.command == kEcho && f.body == std::to_string(t) + "-" + std::to_string(n + i)) ++ok;
+          else if (IsError(f, 4)) ++errors;
+          else ++bad;
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return ok > 100; }));
+
   // Requests in flight on the game when it dies.
   for (auto& c : clients) {
     ASSERT_TRUE(c->Send(kSleep, "30000").ok());
@@ -302,10 +334,17 @@ TEST_F(MasterTest, KilledGameUnderLoadIsRestartedAndServiceResumes) {
     return probe->Call(kEcho, "back?", &f).ok() && f.command == kEcho;
   });
   const int64_t restart_ms = NowMs() - killed_at;
+  const int64_t ok_at_restart = ok;
+  EXPECT_TRUE(WaitFor([&] { return ok > ok_at_restart + 100; }));  // the load is served again
+  stop = true;
+  for (auto& th : load) th.join();
+  EXPECT_EQ(bad.load(), 0) << "a load request got no answer, a wrong one, or its client was cut";
   ASSERT_TRUE(served) << Output();
   if (getenv("LAMPYR_BENCH") && std::string(getenv("LAMPYR_BENCH")) == "1")
-    printf("BENCH master_restart_killed_game_ms=%lld (restart_backoff_ms 200, kill -9 until a forwarded echo is served)\n",
-           static_cast<long long>(restart_ms));
+    printf("BENCH master_restart_killed_game_ms=%lld (restart_backoff_ms 200, kill -9 until a forwarded echo is "
+           "served; load: %lld echoes answered, %lld error replies during the outage)\n",
+           static_cast<long long>(restart_ms), static_cast<long long>(ok.load()),
+           static_cast<long long>(errors.load()));
   for (auto& c : clients) {
     Frame f;
     ASSERT_TRUE(c->Call(kLocalEcho, "alive", &f).ok());
