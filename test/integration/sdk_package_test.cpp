@@ -121,7 +121,7 @@ class SdkPackageTest : public ::testing::Test {
 TEST_F(SdkPackageTest, InstallsHeadersAndPackageFiles) {
   for (const char* f : {"include/lampyr/plugin.h", "include/lampyr/plugin.hpp", "lib/cmake/LampyrSDK/LampyrSDKConfig.cmake",
                         "lib/cmake/LampyrSDK/LampyrSDKConfigVersion.cmake", "lib/cmake/LampyrSDK/LampyrPlugin.cmake",
-                        "lib/cmake/LampyrSDK/lampyr_plugin.map"}) {
+                        "lib/cmake/LampyrSDK/lampyr_plugin.map", "lib/cmake/LampyrSDK/lampyr_check_plugin.cmake"}) {
     std::ifstream in(prefix_ + "/" + f);
     EXPECT_TRUE(in.good()) << f << " not installed under " << prefix_;
   }
@@ -199,6 +199,21 @@ TEST_F(SdkPackageTest, OutOfTreePluginServesClientsInTheHost) {
   ASSERT_TRUE(c.Call(12, "world", &f, 10000).ok());
   EXPECT_EQ(f.command, 12u);
   EXPECT_EQ(f.body, "hello world");
+}
+
+// lampyr_add_plugin's post-build check: a plugin the host's gate would
+// refuse fails the build instead, and leaves no library behind.
+TEST_F(SdkPackageTest, PluginWithThreadLocalDestructorFailsTheBuild) {
+  test::WriteFile(src_ + "/extra.cpp", std::string(kExtraSource) + R"(
+std::string& Scratch() { thread_local std::string s; return s; }
+int UseScratch() { Scratch() = "x"; return int(Scratch().size()); }
+)");
+  std::string out;
+  EXPECT_NE(Build("1.0", &out), 0) << out;
+  EXPECT_NE(out.find("would be refused by the"), std::string::npos) << out;
+  EXPECT_NE(out.find("__cxa_thread_atexit"), std::string::npos) << out;
+  std::ifstream lib(library_);
+  EXPECT_FALSE(lib.good()) << library_ << " left behind";
 }
 
 TEST_F(SdkPackageTest, AnotherAbiMajorIsNotFound) {
