@@ -9,7 +9,8 @@
 #   --quick        short runs (smoke test of the script and the tools)
 #   --no-build     use the binaries already in the build tree
 #   --json FILE    also write every measurement as a JSON array to FILE
-#   --only S       run only section S (repeatable); sections: ${SECTIONS[*]}
+#   --only S       run only section S (repeatable): echo_matrix, cpu_per_request,
+#                  round_trip, idle_sessions
 #   --repeat N     runs per cell; the median is reported (default 3, quick 1)
 #   --duration S   measured seconds per run (default 3, quick 0.5)
 #
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY+=("$2"); shift ;;
     --repeat) REPEAT=$2; shift ;;
     --duration) DURATION=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
