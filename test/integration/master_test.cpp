@@ -27,6 +27,7 @@
 #include "core/event_loop.h"
 #include "harness.h"
 #include "lampyr_client.h"
+#include "master/cluster_metrics.h"
 
 namespace lampyr {
 namespace {
@@ -641,6 +642,33 @@ TEST_F(MasterTest, ControlMethodsAnswerOnlyTheMaster) {
   Json::Value v = View("game1");
   EXPECT_EQ(v["state"], "running");
   EXPECT_EQ(v["pid"].asInt64(), pid);
+}
+
+// The /metrics merge alone: labels added to every sample form, one HELP and
+// TYPE per family even when several processes define it.
+TEST(MergePrometheusTest, LabelsEverySampleAndKeepsOneHeaderPerFamily) {
+  const std::string own =
+      "# HELP lampyr_master_server_up up\n# TYPE lampyr_master_server_up gauge\n"
+      "lampyr_master_server_up{server=\"game1\"} 1\n"
+      "# HELP lampyr_channel_links links\n# TYPE lampyr_channel_links gauge\nlampyr_channel_links 4\n";
+  const std::string game =
+      "# HELP lampyr_channel_links links\n# TYPE lampyr_channel_links gauge\nlampyr_channel_links 2\n"
+      "# a comment\n"
+      "# HELP rtt round trips\n# TYPE rtt histogram\n"
+      "rtt_bucket{le=\"0.1\"} 3\nrtt_bucket{le=\"+Inf\"} 4\nrtt_sum 0.2\nrtt_count 4\n"
+      "empty{} 7 1700000000000\n";
+  const std::string out = MergePrometheus(own, {{"game1", game}, {"game2", "lampyr_channel_links 1\n"}});
+  EXPECT_EQ(out,
+            "# HELP lampyr_master_server_up up\n# TYPE lampyr_master_server_up gauge\n"
+            "lampyr_master_server_up{server=\"game1\"} 1\n"
+            "# HELP lampyr_channel_links links\n# TYPE lampyr_channel_links gauge\n"
+            "lampyr_channel_links 4\n"
+            "lampyr_channel_links{server=\"game1\"} 2\n"
+            "lampyr_channel_links{server=\"game2\"} 1\n"
+            "# HELP rtt round trips\n# TYPE rtt histogram\n"
+            "rtt_bucket{server=\"game1\",le=\"0.1\"} 3\nrtt_bucket{server=\"game1\",le=\"+Inf\"} 4\n"
+            "rtt_sum{server=\"game1\"} 0.2\nrtt_count{server=\"game1\"} 4\n"
+            "empty{server=\"game1\"} 7 1700000000000\n");
 }
 
 TEST_F(MasterTest, MasterNeedsARootport) {
