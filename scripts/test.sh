@@ -149,7 +149,8 @@ eval "$(scripts/services.sh env)"
 # --- 4. tests ----------------------------------------------------------------------
 [ "$NORMAL_OK" = 1 ] && run_ctest "$BUILD"
 if [ "$ASAN_OK" = 1 ]; then
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
+  LAMPYR_SOAK_CYCLES=${LAMPYR_SOAK_CYCLES:-300} \
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     run_ctest "$ASAN"
 fi

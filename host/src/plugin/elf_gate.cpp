@@ -4,7 +4,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <vector>
 
 namespace lampyr::plugin {
@@ -116,9 +115,13 @@ Status CheckPluginImage(const unsigned char* data, size_t size, const std::strin
 }
 
 Status CheckPluginFile(const std::string& path, const std::string& entry) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return Status::Error("cannot read " + path);
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::streamoff size = in.tellg();
+  if (size < 0) return Status::Error("cannot read " + path);
+  std::vector<unsigned char> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) return Status::Error("cannot read " + path);
   return CheckPluginImage(bytes.data(), bytes.size(), entry);
 }
 
