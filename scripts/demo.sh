@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# The Lampyr demo (README's run command): builds, starts one server with
-# conf/single.json, connects two scripted players to a chat room, then hot
-# reloads the `room` plugin v1 -> v2 -> v1 while they stay connected, and
-# shows that both sessions were kept and that the new code answers.
+# The Lampyr demo (README's run command): builds, starts Lampyr, connects
+# two scripted players to a chat room, then hot reloads the `room` plugin
+# v1 -> v2 -> v1 while they stay connected, and shows that both sessions were
+# kept and that the new code answers.
 #
-#   scripts/demo.sh            single server (conf/single.json)
+#   scripts/demo.sh            one server: lampyr --conf conf/single.json --server game
+#   scripts/demo.sh cluster    the cluster: lampyr --conf conf/cluster.json (master,
+#                              gate with gate_router, net, game1 and game2 with room)
 #
 # Environment: LAMPYR_BUILD_DIR (default build), LAMPYR_JOBS.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
+MODE=${1:-single}
 BUILD=${LAMPYR_BUILD_DIR:-build}
 JOBS=${LAMPYR_JOBS:-$(nproc 2>/dev/null || echo 2)}
-CONF=$REPO/conf/single.json
 PORT=11009
-ADMIN=http://127.0.0.1:11008
 TOKEN=change-me
 WORK=$REPO/$BUILD/demo
 DEPLOY=$REPO/$BUILD/deploy
+case "$MODE" in
+  single)
+    CONF=$REPO/conf/single.json
+    ADMIN=http://127.0.0.1:11008   # the server's own admin API
+    START=(--server game)
+    ROOM_PATH=$DEPLOY/libroom.so ;;
+  cluster)
+    CONF=$REPO/conf/cluster.json
+    ADMIN=http://127.0.0.1:9998    # the master's cluster admin API
+    START=()
+    ROOM_PATH=$REPO/$BUILD/plugins/libroom.so ;;
+  *) echo "usage: scripts/demo.sh [single|cluster]" >&2; exit 2 ;;
+esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -27,7 +41,7 @@ scripts/deps.sh
 
 say "build"
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyr-client lampyrctl room room_v2 echo
+cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyr-client lampyrctl room room_v2 echo gate_router
 
 BIN=$REPO/$BUILD/bin
 PLUGINS=$REPO/$BUILD/plugins
@@ -36,15 +50,17 @@ CTL="$BIN/lampyrctl --url $ADMIN --token $TOKEN"
 
 # Deploying a build = copy to a temporary name, then rename over the
 # configured path: a loaded .so is never rewritten in place (docs/plugins.md).
-deploy() {  # $1 = built file, $2 = name in the deploy folder
-  cp "$1" "$DEPLOY/$2.tmp"
-  mv -f "$DEPLOY/$2.tmp" "$DEPLOY/$2"
+deploy() {  # $1 = build to install, $2 = the configured path
+  cp "$1" "$2.tmp"
+  mv -f "$2.tmp" "$2"
 }
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$DEPLOY"
-deploy "$PLUGINS/libroom.so" libroom.so
-deploy "$PLUGINS/libecho.so" libecho.so
+cp "$PLUGINS/libroom.so" "$WORK/libroom_v1.so"
+cp "$PLUGINS/libroom_v2.so" "$WORK/libroom_v2.so"
+deploy "$WORK/libroom_v1.so" "$DEPLOY/libroom.so"
+deploy "$PLUGINS/libecho.so" "$DEPLOY/libecho.so"
 
 say "config check"
 "$BIN/lampyr" --conf "$CONF" --check
@@ -55,18 +71,28 @@ cleanup() {
   for fd in 3 4; do eval "exec $fd>&-" 2>/dev/null || true; done
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
   for p in "${CLIENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The cluster runs the build tree's own libroom.so: leave it as built (v1).
+  [ "$MODE" = cluster ] && [ -f "$WORK/libroom_v1.so" ] && deploy "$WORK/libroom_v1.so" "$ROOM_PATH" || true
 }
 trap cleanup EXIT
 
-say "start the server (lampyr --conf conf/single.json --server game)"
-"$BIN/lampyr" --conf "$CONF" --server game >"$WORK/server.out" 2>&1 &
+say "start: lampyr --conf ${CONF#$REPO/} ${START[*]}"
+"$BIN/lampyr" --conf "$CONF" "${START[@]}" >"$WORK/server.out" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 200); do
   if (exec 5<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
   sleep 0.05
 done
 kill -0 "$SERVER_PID" || { cat "$WORK/server.out"; echo "demo: the server did not start" >&2; exit 1; }
-echo "server pid $SERVER_PID, clients on 127.0.0.1:$PORT, admin API on $ADMIN"
+echo "lampyr pid $SERVER_PID, clients on 127.0.0.1:$PORT, admin API on $ADMIN"
+if [ "$MODE" = cluster ]; then
+  # The net server is up; wait until the games have linked to the gate.
+  for _ in $(seq 1 100); do
+    [ "$($CTL status 2>/dev/null | grep -c ' running ')" -ge 4 ] && break
+    sleep 0.1
+  done
+  $CTL status
+fi
 
 # Two players, each one long-lived connection fed line by line through a
 # FIFO: they stay connected for the whole demo.
@@ -102,7 +128,7 @@ alice "send 104"
 show
 
 say "deploy room v2 and hot reload it (lampyrctl reload room)"
-deploy "$PLUGINS/libroom_v2.so" libroom.so
+deploy "$WORK/libroom_v2.so" "$ROOM_PATH"
 $CTL reload room
 
 say "v2: same connections, same room, new code"
@@ -113,7 +139,7 @@ bob "send 104"
 show
 
 say "back to v1 (v2 -> v1 migrates the state down)"
-deploy "$PLUGINS/libroom.so" libroom.so
+deploy "$WORK/libroom_v1.so" "$ROOM_PATH"
 $CTL reload room
 alice "send 102 and back on v1"
 bob "send 104"
@@ -132,7 +158,7 @@ say "result"
 echo "sessions kept across two reloads: $KEPT of 2"
 echo "v2 greeting seen by alice: $([ "$V2" -gt 0 ] && echo yes || echo no)"
 echo "connection closes seen by the players: $CLOSED"
-echo "server log: $REPO/logs/game.log"
+echo "logs: $REPO/logs/"
 if [ "$KEPT" -ne 2 ] || [ "$V2" -eq 0 ]; then
   echo "demo: FAILED" >&2
   exit 1
