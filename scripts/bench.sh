@@ -29,7 +29,7 @@ BUILD=${LAMPYR_BUILD_DIR:-build}
 BUILD_TYPE=${LAMPYR_BUILD_TYPE:-RelWithDebInfo}
 THREADS=${LAMPYR_BENCH_THREADS:-1}
 
-SECTIONS=(echo_matrix cpu_per_request round_trip idle_sessions)
+SECTIONS=(echo_matrix cpu_per_request round_trip idle_sessions plugin_dispatch reload_under_load)
 
 QUICK=0
 DO_BUILD=1
@@ -65,7 +65,7 @@ if [ "$DO_BUILD" = 1 ]; then
   if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >&2
   fi
-  cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)" --target lampyr lampyr-bench lampyr-echo-baseline >&2
+  cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)" --target lampyr lampyr-bench lampyr-echo-baseline lampyrctl echo >&2
 fi
 BIN=$(cd "$BUILD/bin" && pwd)
 for b in lampyr lampyr-bench lampyr-echo-baseline; do
@@ -263,6 +263,102 @@ section_idle_sessions() {
       $(($(json_num rss_after_bytes "$j") / 1024)) "$(json_get bytes_per_session "$j")" "$(json_get errors "$j")"
     stop_server "$SERVER_PID"
   done
+  echo
+}
+
+# A server with the echo builtin on command 1 and the echo plugin on
+# command 2 (plugin copy under $TMP/deploy, replaced by rename), plus an
+# admin API for reloads. Sets SERVER_PID, SERVER_PORT, ADMIN_PORT.
+start_plugin_host() {
+  free_port; SERVER_PORT=$PORT
+  free_port; ADMIN_PORT=$PORT
+  mkdir -p "$TMP/deploy"
+  cp "$REPO/$BUILD/plugins/libecho.so" "$TMP/deploy/libecho.so"
+  cat >"$TMP/plugin_host.json" <<EOF
+{"master": {"admin_token": "bench"},
+ "servers": {"game": {"netport": $SERVER_PORT, "webport": $ADMIN_PORT, "builtins": {"echo": 1},
+                      "plugins": ["echo"], "log_level": "warn"}},
+ "plugins": {"echo": {"path": "deploy/libecho.so", "config": {"command": 2}}},
+ "protocol": {"max_connections": 100000}}
+EOF
+  "$BIN/lampyr" --conf "$TMP/plugin_host.json" --server game >>"$TMP/plugin_host.out" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_port "$SERVER_PORT" "$SERVER_PID" || { cat "$TMP/plugin_host.out" >&2; return 1; }
+}
+
+section_plugin_dispatch() {
+  echo "### Plugin handler vs built-in handler (same process, same run, 32-byte echo)"
+  echo
+  echo "| connections | depth | built-in req/s | plugin req/s | plugin/built-in | built-in CPU µs/req | plugin CPU µs/req |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  start_plugin_host
+  local c d j b_rps p_rps b_cpu p_cpu ratios r1
+  for c in 1 100; do
+    for d in 1 16; do
+      log "plugin_dispatch: $c connections, depth $d"
+      b_rps=""; p_rps=""; b_cpu=""; p_cpu=""; ratios=""
+      for _ in $(seq "$REPEAT"); do
+        j=$(run_load "$SERVER_PORT" "$SERVER_PID" "${LOAD[@]}" --connections "$c" --depth "$d" --command 1)
+        record plugin_dispatch "c${c}_d${d}" builtin "$j"
+        r1=$(json_get rps "$j"); b_rps+=" $r1"; b_cpu+=" $(json_get server_cpu_us_per_req "$j")"
+        j=$(run_load "$SERVER_PORT" "$SERVER_PID" "${LOAD[@]}" --connections "$c" --depth "$d" --command 2)
+        record plugin_dispatch "c${c}_d${d}" plugin "$j"
+        p_rps+=" $(json_get rps "$j")"; p_cpu+=" $(json_get server_cpu_us_per_req "$j")"
+        ratios+=" $(awk -v p="$(json_get rps "$j")" -v b="$r1" 'BEGIN {printf "%.3f", (b > 0 ? p / b : 0)}')"
+      done
+      printf '| %d | %d | %.0f | %.0f | %s | %.2f | %.2f |\n' "$c" "$d" "$(median <<<"$b_rps")" \
+        "$(median <<<"$p_rps")" "$(median <<<"$ratios")" "$(median <<<"$b_cpu")" "$(median <<<"$p_cpu")"
+    done
+  done
+  stop_server "$SERVER_PID"
+  echo
+}
+
+# Hot reloads of the echo plugin while lampyr-bench drives it; every request
+# must be answered correctly (lampyr-bench counts anything else as an error).
+# The same load without reloads, in the same run, is the comparison.
+reload_load_run() {  # $1 = reloads during the run (0 = none); result in $TMP/reload_load.json
+  local reloads=$1 secs i a
+  secs=$(awk -v n="$RELOADS" 'BEGIN {print n * 0.05 + 2}')
+  "$BIN/lampyr-bench" --port "$SERVER_PORT" --pid "$SERVER_PID" --connections 100 --depth 1 --command 2 \
+    --duration "$secs" --warmup 0.5 --json >"$TMP/reload_load.json" 2>&1 &
+  local bench=$!
+  RELOADS_OK=0; RELOAD_TIMES=""
+  sleep 1
+  for i in $(seq "$reloads"); do
+    cp "$REPO/$BUILD/plugins/libecho.so" "$TMP/deploy/libecho.so.tmp"
+    mv -f "$TMP/deploy/libecho.so.tmp" "$TMP/deploy/libecho.so"   # a new build, installed by rename
+    a=$("$BIN/lampyrctl" --url "http://127.0.0.1:$ADMIN_PORT" --token bench --json reload echo | tr -d ' \n' || true)
+    grep -q '"ok":true' <<<"$a" && RELOADS_OK=$((RELOADS_OK + 1))
+    RELOAD_TIMES+=" $(sed -n 's/.*"reload_ms":\([0-9.]*\).*/\1/p' <<<"$a")"
+    sleep 0.03
+  done
+  wait "$bench" || true
+}
+
+section_reload_under_load() {
+  RELOADS=100
+  [ "$QUICK" = 1 ] && RELOADS=10
+  echo "### Hot reload under load: $RELOADS reloads of the echo plugin during one lampyr-bench run (100 connections, depth 1)"
+  echo
+  echo "| run | reloads ok | reload ms (median / max) | req/s | requests | errors | p50 µs | p99 µs | p999 µs | max µs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  start_plugin_host
+  local n j label
+  for n in 0 "$RELOADS"; do
+    log "reload_under_load: $n reloads"
+    reload_load_run "$n"
+    j=$(cat "$TMP/reload_load.json")
+    label=$([ "$n" = 0 ] && echo "no reloads" || echo "$n reloads")
+    record reload_under_load "r$n" plugin "$j"
+    printf '| %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f |\n' "$label" \
+      "$([ "$n" = 0 ] && echo - || echo "$RELOADS_OK of $n")" \
+      "$([ "$n" = 0 ] && echo - || printf '%.2f / %.2f' "$(median <<<"$RELOAD_TIMES")" "$(tr ' ' '\n' <<<"$RELOAD_TIMES" | sort -g | tail -1)")" \
+      "$(json_get rps "$j")" "$(json_get requests "$j")" "$(json_get errors "$j")" "$(json_get p50_us "$j")" \
+      "$(json_get p99_us "$j")" "$(json_get p999_us "$j")" "$(json_get max_us "$j")"
+  done
+  stop_server "$SERVER_PID"
   echo
 }
 

@@ -251,20 +251,21 @@ int main(int argc, char** argv) {
   } else {
     const double rps = window > 0 ? static_cast<double>(replies) / window : 0;
     const double p50 = PercentileUs(lat, 0.50), p99 = PercentileUs(lat, 0.99), p999 = PercentileUs(lat, 0.999);
+    const double max_us = lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end()) / 1000.0;
     const double per_req = replies ? static_cast<double>(server_cpu) / static_cast<double>(replies) : 0;
     const double client_per_req = replies ? static_cast<double>(client_cpu) / static_cast<double>(replies) : 0;
     if (a.json) {
       o << "{\"mode\":\"load\",\"connections\":" << a.connections << ",\"depth\":" << a.depth
         << ",\"threads\":" << a.threads << ",\"body_bytes\":" << a.body_bytes << ",\"duration_s\":" << window
         << ",\"requests\":" << replies << ",\"rps\":" << rps << ",\"p50_us\":" << p50 << ",\"p99_us\":" << p99
-        << ",\"p999_us\":" << p999 << ",\"errors\":" << errors << ",\"silent_connections\":" << silent;
+        << ",\"p999_us\":" << p999 << ",\"max_us\":" << max_us << ",\"errors\":" << errors << ",\"silent_connections\":" << silent;
       if (!a.pids.empty()) o << ",\"server_cpu_us_per_req\":" << per_req;
       o << ",\"client_cpu_us_per_req\":" << client_per_req;
     } else {
       o << "connections " << a.connections << ", depth " << a.depth << ", body " << a.body_bytes << " B, "
         << a.threads << " thread(s), " << window << " s\nrequests: " << replies << "\nrequests/s: " << rps
-        << "\nlatency us: p50 " << p50 << "  p99 " << p99 << "  p999 " << p999 << "\nerrors: " << errors
-        << "\nconnections without a correct reply: " << silent;
+        << "\nlatency us: p50 " << p50 << "  p99 " << p99 << "  p999 " << p999 << "  max " << max_us
+        << "\nerrors: " << errors << "\nconnections without a correct reply: " << silent;
       if (!a.pids.empty()) o << "\nserver CPU us/req: " << per_req;
       o << "\nclient CPU us/req: " << client_per_req;
     }
