@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin/http_client.h"
 #include "harness.h"
 #include "lampyr_client.h"
 
@@ -50,13 +51,14 @@ class GateRouterTest : public ::testing::Test {
   void SetUp() override {
     gate_port_ = test::FreePort();
     net_port_ = test::FreePort();
+    web_port_ = test::FreePort();
     conf_ = dir_.path() + "/cluster.json";
     const std::string gate = std::to_string(gate_port_);
     test::WriteFile(conf_, R"({
-      "master": {"cluster_secret": "s3cret"},
+      "master": {"cluster_secret": "s3cret", "admin_token": "tok"},
       "protocol": {"idle_timeout_s": 0},
       "servers": {
-        "gate":  {"rootport": )" + gate + R"(, "plugins": ["gate_router"]},
+        "gate":  {"rootport": )" + gate + R"(, "webport": )" + std::to_string(web_port_) + R"(, "plugins": ["gate_router"]},
         "net":   {"netport": )" + std::to_string(net_port_) + R"(, "forward": "gate", "remoteport": [{"rootname": "gate", "rootport": )" + gate + R"(}]},
         "game1": {"remoteport": [{"rootname": "gate", "rootport": )" + gate + R"(}], "plugins": ["room"]},
         "game2": {"remoteport": [{"rootname": "gate", "rootport": )" + gate + R"(}], "plugins": ["room"]}
@@ -132,7 +134,7 @@ class GateRouterTest : public ::testing::Test {
 
   test::TempDir dir_;
   std::string conf_;
-  uint16_t gate_port_ = 0, net_port_ = 0;
+  uint16_t gate_port_ = 0, net_port_ = 0, web_port_ = 0;
   std::unique_ptr<Process> gate_, net_;
   std::vector<std::unique_ptr<Process>> games_;
 };
@@ -166,6 +168,22 @@ TEST_F(GateRouterTest, DisconnectedMemberLeavesItsRoom) {
   EXPECT_NE(NextPush(*a, kPushEvent).find(" left " + room), std::string::npos);
   std::string who = Ask(*a, kWho, "");
   EXPECT_EQ(std::count(who.begin(), who.end(), '\n'), 1) << who;
+}
+
+// Reloading the router on the gate swaps the hook in one turn: bindings made
+// by the old generation still hold, and new joins are routed by the new one.
+TEST_F(GateRouterTest, ReloadedRouterKeepsRoutingAndBindings) {
+  std::string room = RoomOn("game1", "keep");
+  auto a = Connect();
+  Ask(*a, kJoin, room);
+  HttpResponse r;
+  Status st = HttpCall("127.0.0.1", web_port_, "POST", "/reload", "{\"plugin\": \"gate_router\"}",
+                       {{"Authorization", "Bearer tok"}}, &r, 20000);
+  ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(Ask(*a, kStats, ""), "server"), "game1");  // the binding survived
+  EXPECT_TRUE(Reaches("game1"));
+  EXPECT_TRUE(Reaches("game2"));
 }
 
 TEST_F(GateRouterTest, RoomErrorsReachTheClient) {
