@@ -359,7 +359,9 @@ TEST_F(PluginReloadTest, SoakThousandReloadCycles) {
   int fds1 = CountFds(pid), maps1 = CountMaps(pid);
   std::printf("SOAK cycles=%d rss_kb %ld -> %ld (drift %+ld) fds %d -> %d maps %d -> %d\n", cycles, rss0, rss1,
               rss1 - rss0, fds0, fds1, maps0, maps1);
-  EXPECT_LE(fds1, fds0);  // an admin connection may still be closing at the first sample
+  // One admin connection may still be open at either sample; a leak per
+  // reload would show up as hundreds.
+  EXPECT_LE(fds1, fds0 + 1);
 #if !defined(__SANITIZE_ADDRESS__)
   // (Under ASan freed memory sits in its quarantine and every load maps
   // shadow, so growth says nothing there.) A pinned library would add its

@@ -51,6 +51,7 @@ class Generation : public lampyr_host, public std::enable_shared_from_this<Gener
   void* ctx = nullptr;
   bool initialised = false;
   std::string source;       // the file it was copied from
+  std::string stage_path;   // its private copy
   std::string config_json;  // plugins.<name>.config; valid until destroy()
   int64_t loaded_at_unix = 0;
   double drain_started = 0;  // EventLoop::NowMicros()/1e6

@@ -106,8 +106,10 @@ Status PluginHost::LoadAll() {
       LOG_WARN("plugin", "%s: loading %s (LAMPYR_PLUGIN_PATHS) instead of the configured build", name.c_str(),
                source.c_str());
     }
-    std::shared_ptr<Generation> g;
-    Status s = LoadGeneration(*slot, source, nullptr, 0, &g);
+    std::shared_ptr<Generation> g = NewGeneration(*slot, source);
+    Status s = LoadFile(*g);
+    if (s.ok()) s = Activate(*slot, *g, nullptr, 0);
+    else Discard(*g);
     if (!s.ok()) return Status::Error("plugin " + name + ": " + s.message());
     Swap(*slot, std::move(g));
     LOG_INFO("plugin", "%s %s loaded (generation 1)", name.c_str(), slot->current->desc()->version);
@@ -118,6 +120,8 @@ Status PluginHost::LoadAll() {
 
 void PluginHost::Shutdown() {
   reloads_.clear();
+  if (loader_.joinable()) loader_.join();  // its posted result is dropped (alive_ is false)
+  running_.reset();
   for (auto& [name, slot] : slots_) {
     for (auto& g : std::vector(slot->draining)) Retire(g, "server stopping");
     if (slot->current) {
@@ -139,21 +143,29 @@ void PluginHost::Shutdown() {
   if (!stage_dir_.empty()) fs::remove_all(stage_dir_, ec);
 }
 
-Status PluginHost::LoadGeneration(Slot& slot, const std::string& source, const std::string* state,
-                                  uint32_t from_schema, std::shared_ptr<Generation>* out) {
+std::shared_ptr<Generation> PluginHost::NewGeneration(const Slot& slot, const std::string& source) {
   uint64_t number = slot.current ? slot.current->number + 1 : 1;
   auto g = std::make_shared<Generation>(this, slot.name, number);
   g->source = source;
-  Status s = g->lib.Load(source, StagePath(slot.name, number));
-  if (s.ok()) s = CheckDescriptor(g->lib.desc(), slot.name);
-  if (s.ok()) s = Initialise(*g, state, from_schema);
-  if (s.ok()) s = CheckConflicts(slot, *g);
+  g->stage_path = StagePath(slot.name, number);
+  return g;
+}
+
+// Touches nothing but `g` and files: runs on the loader thread.
+Status PluginHost::LoadFile(Generation& g) {
+  Status s = g.lib.Load(g.source, g.stage_path);
+  if (s.ok()) s = CheckDescriptor(g.lib.desc(), g.plugin);
+  return s;
+}
+
+Status PluginHost::Activate(Slot& slot, Generation& g, const std::string* state, uint32_t from_schema) {
+  Status s = Initialise(g, state, from_schema);
+  if (s.ok()) s = CheckConflicts(slot, g);
   if (!s.ok()) {
-    Discard(*g);
+    Discard(g);
     return s;
   }
-  g->loaded_at_unix = UnixNow();
-  *out = std::move(g);
+  g.loaded_at_unix = UnixNow();
   return Status::OK();
 }
 
@@ -372,99 +384,134 @@ void PluginHost::Retire(const std::shared_ptr<Generation>& g, const char* why) {
   if (slot) std::erase(slot->draining, g);
 }
 
+// The build that served before a reload stays available for the master's
+// probation rollback. A hard link: the staged copy is never written again.
 std::string PluginHost::KeepPreviousBuild(const Generation& old) {
   std::error_code ec;
   fs::create_directories(previous_dir_, ec);
   std::string to = previous_dir_ + "/" + old.plugin + ".so";
-  if (!CopyFileAtomically(old.lib.staged_path(), to).ok()) return "";
-  return to;
+  std::string tmp = to + ".tmp" + std::to_string(::getpid());
+  fs::remove(tmp, ec);
+  fs::create_hard_link(old.lib.staged_path(), tmp, ec);
+  if (ec) return CopyFileAtomically(old.lib.staged_path(), to).ok() ? to : "";
+  fs::rename(tmp, to, ec);
+  return ec ? "" : to;
 }
 
 void PluginHost::Reload(const std::string& plugin, std::function<void(Json::Value)> done) {
   reloads_.push_back({plugin, std::move(done)});
-  if (reload_posted_) return;
+  PostNextReload();
+}
+
+void PluginHost::PostNextReload() {
+  if (reload_posted_ || running_) return;
   reload_posted_ = true;
   std::shared_ptr<bool> alive = alive_;
   loop_->Post([this, alive] {
-    if (*alive) RunReloads();
+    if (!*alive) return;
+    reload_posted_ = false;
+    StartNextReload();
   });
 }
 
-void PluginHost::RunReloads() {
-  reload_posted_ = false;
-  while (!reloads_.empty()) {
-    ReloadJob job = std::move(reloads_.front());
-    reloads_.pop_front();
-    Json::Value answer;
-    answer["ok"] = true;
-    answer["plugins"] = Json::Value(Json::arrayValue);
-    if (!job.plugin.empty() && !slots_.count(job.plugin)) {
-      Json::Value r;
-      r["plugin"] = job.plugin;
-      r["ok"] = false;
-      r["error"] = "server " + self_.name + " does not run plugin '" + job.plugin + "'";
-      answer["ok"] = false;
-      answer["plugins"].append(r);
-    }
-    for (auto& [name, slot] : slots_) {
-      if (!job.plugin.empty() && name != job.plugin) continue;
-      Json::Value r = ReloadOne(*slot);
-      if (!r["ok"].asBool()) answer["ok"] = false;
-      answer["plugins"].append(r);
-    }
-    job.done(std::move(answer));
+void PluginHost::StartNextReload() {
+  if (running_ || reloads_.empty()) return;
+  running_ = std::make_unique<RunningReload>();
+  running_->job = std::move(reloads_.front());
+  reloads_.pop_front();
+  Json::Value& answer = running_->answer;
+  answer["ok"] = true;
+  answer["plugins"] = Json::Value(Json::arrayValue);
+  const std::string& wanted = running_->job.plugin;
+  if (!wanted.empty() && !slots_.count(wanted)) {
+    Json::Value r;
+    r["plugin"] = wanted;
+    r["ok"] = false;
+    r["error"] = "server " + self_.name + " does not run plugin '" + wanted + "'";
+    answer["ok"] = false;
+    answer["plugins"].append(r);
   }
+  for (const auto& [name, slot] : slots_)
+    if (wanted.empty() || name == wanted) running_->names.push_back(name);
+  ReloadNextPlugin();
 }
 
-Json::Value PluginHost::ReloadOne(Slot& slot) {
-  int64_t t0 = EventLoop::NowMicros();
+// Copying, gating and dlopen-ing the new build take milliseconds (more for a
+// large .so): they run on a loader thread while the loop keeps serving. Only
+// save/init/restore/swap run on the loop (FinishReload).
+void PluginHost::ReloadNextPlugin() {
+  RunningReload& run = *running_;
+  if (run.next == run.names.size()) {
+    auto job = std::move(running_);
+    job->job.done(std::move(job->answer));
+    PostNextReload();
+    return;
+  }
+  Slot& slot = *slots_[run.names[run.next]];
+  run.started_us = EventLoop::NowMicros();
+  std::shared_ptr<Generation> g = NewGeneration(slot, slot.config->path);
+  if (loader_.joinable()) loader_.join();
+  std::shared_ptr<bool> alive = alive_;
+  loader_ = std::thread([this, alive, g] {
+    auto status = std::make_shared<Status>(LoadFile(*g));
+    loop_->Post([this, alive, g, status] {
+      if (*alive) FinishReload(g, *status);
+    });
+  });
+}
+
+void PluginHost::FinishReload(std::shared_ptr<Generation> next, Status loaded) {
+  if (loader_.joinable()) loader_.join();
+  RunningReload& run = *running_;
+  Slot& slot = *slots_[next->plugin];
   std::shared_ptr<Generation> old = slot.current;
   Json::Value r;
   r["plugin"] = slot.name;
   r["old_version"] = old->desc()->version ? old->desc()->version : "";
   r["generation"] = Json::UInt64(old->number);
-  auto refuse = [&](const std::string& why) {
-    r["ok"] = false;
-    r["error"] = why;
-    slot.last_error = why;
-    ReloadCounter("refused")->Inc();
-    LOG_WARN("plugin", "reload of %s refused, generation %llu keeps serving: %s", slot.name.c_str(),
-             static_cast<unsigned long long>(old->number), why.c_str());
-    return r;
-  };
+  Status s = loaded;
   std::string state;
   const lampyr_plugin_desc* od = old->desc();
-  if (od->save_state) {
+  if (s.ok() && od->save_state) {
     char* out = nullptr;
     size_t len = 0;
     char err[512] = {0};
-    if (od->save_state(old->ctx, &out, &len, err, sizeof err) != LAMPYR_OK) {
-      if (out) std::free(out);
-      return refuse(std::string("save_state of the running generation failed: ") + (err[0] ? err : "no reason"));
-    }
+    if (od->save_state(old->ctx, &out, &len, err, sizeof err) != LAMPYR_OK)
+      s = Status::Error(std::string("save_state of the running generation failed: ") + (err[0] ? err : "no reason"));
     if (out) {
-      state.assign(out, len);
+      if (s.ok()) state.assign(out, len);
       std::free(out);  // "alloc" is malloc
     }
   }
-  std::shared_ptr<Generation> next;
-  Status s = LoadGeneration(slot, slot.config->path, od->save_state ? &state : nullptr, od->state_schema, &next);
-  if (!s.ok()) return refuse(s.message());
-  std::string previous = KeepPreviousBuild(*old);
-  Swap(slot, next);
-  ++slot.reloads;
-  slot.last_error.clear();
-  ReloadCounter("ok")->Inc();
-  double ms = static_cast<double>(EventLoop::NowMicros() - t0) / 1000.0;
-  r["ok"] = true;
-  r["new_version"] = next->desc()->version ? next->desc()->version : "";
-  r["generation"] = Json::UInt64(next->number);
-  r["previous_build"] = previous;
-  r["reload_ms"] = ms;
-  LOG_INFO("plugin", "%s reloaded: %s -> %s (generation %llu, %.2f ms)", slot.name.c_str(),
-           r["old_version"].asCString(), r["new_version"].asCString(), static_cast<unsigned long long>(next->number),
-           ms);
-  return r;
+  if (s.ok()) s = Activate(slot, *next, od->save_state ? &state : nullptr, od->state_schema);
+  else Discard(*next);
+  double ms = static_cast<double>(EventLoop::NowMicros() - run.started_us) / 1000.0;
+  if (!s.ok()) {
+    r["ok"] = false;
+    r["error"] = s.message();
+    slot.last_error = s.message();
+    ReloadCounter("refused")->Inc();
+    LOG_WARN("plugin", "reload of %s refused, generation %llu keeps serving: %s", slot.name.c_str(),
+             static_cast<unsigned long long>(old->number), s.message().c_str());
+    run.answer["ok"] = false;
+  } else {
+    std::string previous = KeepPreviousBuild(*old);
+    Swap(slot, next);
+    ++slot.reloads;
+    slot.last_error.clear();
+    ReloadCounter("ok")->Inc();
+    r["ok"] = true;
+    r["new_version"] = next->desc()->version ? next->desc()->version : "";
+    r["generation"] = Json::UInt64(next->number);
+    r["previous_build"] = previous;
+    r["reload_ms"] = ms;
+    LOG_INFO("plugin", "%s reloaded: %s -> %s (generation %llu, %.2f ms)", slot.name.c_str(),
+             r["old_version"].asCString(), r["new_version"].asCString(),
+             static_cast<unsigned long long>(next->number), ms);
+  }
+  run.answer["plugins"].append(r);
+  ++run.next;
+  ReloadNextPlugin();
 }
 
 Json::Value PluginHost::StatusJson() const {

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -89,8 +90,17 @@ class PluginHost : NonCopyable {
     std::function<void(Json::Value)> done;
   };
 
-  Status LoadGeneration(Slot& slot, const std::string& source, const std::string* state, uint32_t from_schema,
-                        std::shared_ptr<Generation>* out);
+  struct RunningReload {
+    ReloadJob job;
+    std::vector<std::string> names;  // plugins to reload, in order
+    size_t next = 0;
+    int64_t started_us = 0;
+    Json::Value answer;
+  };
+
+  std::shared_ptr<Generation> NewGeneration(const Slot& slot, const std::string& source);
+  Status LoadFile(Generation& g);  // thread-safe: files and dlopen only
+  Status Activate(Slot& slot, Generation& g, const std::string* state, uint32_t from_schema);
   Status Initialise(Generation& g, const std::string* state, uint32_t from_schema);
   Status CheckConflicts(const Slot& slot, const Generation& g) const;
   void Discard(Generation& g);  // a generation that never served
@@ -99,8 +109,10 @@ class PluginHost : NonCopyable {
   void Retire(const std::shared_ptr<Generation>& g, const char* why);
   void CancelTimers(Generation& g, bool only_repeating);
   void Dispatch(Slot& slot, const RequestContext& ctx, std::string_view body);
-  void RunReloads();
-  Json::Value ReloadOne(Slot& slot);
+  void PostNextReload();
+  void StartNextReload();
+  void ReloadNextPlugin();
+  void FinishReload(std::shared_ptr<Generation> next, Status loaded);
   std::string KeepPreviousBuild(const Generation& old);
   void OnSessionEvent(SessionId s, bool open);
   std::string StagePath(const std::string& plugin, uint64_t number) const;
@@ -119,6 +131,8 @@ class PluginHost : NonCopyable {
   std::map<uint32_t, std::string> command_owner_;
   std::deque<ReloadJob> reloads_;
   bool reload_posted_ = false;
+  std::unique_ptr<RunningReload> running_;
+  std::thread loader_;
   bool watching_ = false;
   uint64_t next_id_ = 0;
   std::unordered_map<SessionId, std::unordered_map<std::string, std::string>> session_data_;
