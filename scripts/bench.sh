@@ -324,7 +324,7 @@ reload_load_run() {  # $1 = reloads during the run (0 = none); result in $TMP/re
   "$BIN/lampyr-bench" --port "$SERVER_PORT" --pid "$SERVER_PID" --connections 100 --depth 1 --command 2 \
     --duration "$secs" --warmup 0.5 --json >"$TMP/reload_load.json" 2>&1 &
   local bench=$!
-  RELOADS_OK=0; RELOAD_TIMES=""
+  RELOADS_OK=0; RELOAD_TIMES=""; LOOP_TIMES=""
   sleep 1
   for i in $(seq "$reloads"); do
     cp "$REPO/$BUILD/plugins/libecho.so" "$TMP/deploy/libecho.so.tmp"
@@ -332,6 +332,7 @@ reload_load_run() {  # $1 = reloads during the run (0 = none); result in $TMP/re
     a=$("$BIN/lampyrctl" --url "http://127.0.0.1:$ADMIN_PORT" --token bench --json reload echo | tr -d ' \n' || true)
     grep -q '"ok":true' <<<"$a" && RELOADS_OK=$((RELOADS_OK + 1))
     RELOAD_TIMES+=" $(sed -n 's/.*"reload_ms":\([0-9.]*\).*/\1/p' <<<"$a")"
+    LOOP_TIMES+=" $(sed -n 's/.*"loop_ms":\([0-9.]*\).*/\1/p' <<<"$a")"
     sleep 0.03
   done
   wait "$bench" || true
@@ -342,8 +343,8 @@ section_reload_under_load() {
   [ "$QUICK" = 1 ] && RELOADS=10
   echo "### Hot reload under load: $RELOADS reloads of the echo plugin during one lampyr-bench run (100 connections, depth 1)"
   echo
-  echo "| run | reloads ok | reload ms (median / max) | req/s | requests | errors | p50 µs | p99 µs | p999 µs | max µs |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| run | reloads ok | reload ms (median / max) | loop blocked ms (median / max) | req/s | requests | errors | p50 µs | p99 µs | p999 µs | max µs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   start_plugin_host
   local n j label
   for n in 0 "$RELOADS"; do
@@ -352,9 +353,10 @@ section_reload_under_load() {
     j=$(cat "$TMP/reload_load.json")
     label=$([ "$n" = 0 ] && echo "no reloads" || echo "$n reloads")
     record reload_under_load "r$n" plugin "$j"
-    printf '| %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f |\n' "$label" \
+    printf '| %s | %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f |\n' "$label" \
       "$([ "$n" = 0 ] && echo - || echo "$RELOADS_OK of $n")" \
       "$([ "$n" = 0 ] && echo - || printf '%.2f / %.2f' "$(median <<<"$RELOAD_TIMES")" "$(tr ' ' '\n' <<<"$RELOAD_TIMES" | sort -g | tail -1)")" \
+      "$([ "$n" = 0 ] && echo - || printf '%.3f / %.3f' "$(median <<<"$LOOP_TIMES")" "$(tr ' ' '\n' <<<"$LOOP_TIMES" | sort -g | tail -1)")" \
       "$(json_get rps "$j")" "$(json_get requests "$j")" "$(json_get errors "$j")" "$(json_get p50_us "$j")" \
       "$(json_get p99_us "$j")" "$(json_get p999_us "$j")" "$(json_get max_us "$j")"
   done

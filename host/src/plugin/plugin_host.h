@@ -54,7 +54,7 @@ class PluginHost : NonCopyable {
   void Shutdown();
 
   // {"ok": bool, "plugins": [{"plugin","ok","old_version","new_version",
-  //  "generation","error","previous_build","reload_ms"}]}; plugin "" = all.
+  //  "generation","error","previous_build","reload_ms","loop_ms"}]}; plugin "" = all.
   void Reload(const std::string& plugin, std::function<void(Json::Value)> done);
   // [{"name","version","generation","loaded_at","path","commands",
   //   "draining":[...],"pinned":[...],"reloads","last_error"}]
