@@ -2,7 +2,9 @@
 # The Lampyr demo (README's run command): builds, starts Lampyr, connects
 # two scripted players to a chat room, then hot reloads the `room` plugin
 # v1 -> v2 -> v1 while they stay connected, and shows that both sessions were
-# kept and that the new code answers.
+# kept and that the new code answers. The single-server demo also runs the
+# `account` plugin on the data layer (memcached + MariaDB from
+# scripts/services.sh, started here if they are not running).
 #
 #   scripts/demo.sh            one server: lampyr --conf conf/single.json --server game
 #   scripts/demo.sh cluster    the cluster: lampyr --conf conf/cluster.json (master,
@@ -41,7 +43,7 @@ scripts/deps.sh
 
 say "build"
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyr-client lampyrctl room room_v2 echo gate_router
+cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyr-client lampyrctl room room_v2 echo gate_router account
 
 BIN=$REPO/$BUILD/bin
 PLUGINS=$REPO/$BUILD/plugins
@@ -61,6 +63,30 @@ cp "$PLUGINS/libroom.so" "$WORK/libroom_v1.so"
 cp "$PLUGINS/libroom_v2.so" "$WORK/libroom_v2.so"
 deploy "$WORK/libroom_v1.so" "$DEPLOY/libroom.so"
 deploy "$PLUGINS/libecho.so" "$DEPLOY/libecho.so"
+deploy "$PLUGINS/libaccount.so" "$DEPLOY/libaccount.so"
+
+SERVICES_STARTED=0
+if [ "$MODE" = single ]; then
+  say "services: memcached + MariaDB for the account plugin (scripts/services.sh)"
+  if ! scripts/services.sh status >/dev/null 2>&1; then
+    scripts/services.sh start
+    SERVICES_STARTED=1
+  fi
+  # A database of its own (the tests use lampyr_test), fresh each run.
+  scripts/services.sh sql <<'SQL'
+DROP DATABASE IF EXISTS lampyr_demo;
+CREATE DATABASE lampyr_demo;
+GRANT ALL ON lampyr_demo.* TO 'lampyr'@'%';
+GRANT ALL ON lampyr_demo.* TO 'lampyr'@'localhost';
+SQL
+  mariadb --no-defaults -h127.0.0.1 -P23306 -ulampyr -plampyr lampyr_demo <conf/schema.sql
+  # The cache must not outlive the database it caches (a previous run's rows).
+  exec 6<>/dev/tcp/127.0.0.1/21211
+  printf 'flush_all\r\n' >&6
+  read -r -t 5 reply <&6 || true
+  exec 6>&-
+  [ "${reply%$'\r'}" = OK ] || { echo "demo: memcached flush_all failed: $reply" >&2; exit 1; }
+fi
 
 say "config check"
 "$BIN/lampyr" --conf "$CONF" --check
@@ -73,6 +99,7 @@ cleanup() {
   for p in "${CLIENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   # The cluster runs the build tree's own libroom.so: leave it as built (v1).
   [ "$MODE" = cluster ] && [ -f "$WORK/libroom_v1.so" ] && deploy "$WORK/libroom_v1.so" "$ROOM_PATH" || true
+  [ "$SERVICES_STARTED" = 1 ] && scripts/services.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -144,6 +171,23 @@ $CTL reload room
 alice "send 102 and back on v1"
 bob "send 104"
 show
+
+if [ "$MODE" = single ]; then
+  say "account plugin: register, log in, earn gold, reconnect (data layer: memcached + MariaDB)"
+  alice "send 200 alice s3cret"
+  alice "send 201 alice s3cret"
+  alice "send 202 +100"
+  alice "send 202 +25"
+  show
+  # A new connection: the record comes back from the cache.
+  $CLIENT send 201 "alice s3cret" send 203 "" 2>&1 | sed 's/^/  alice (new connection) <- /'
+  $CLIENT send 201 "alice wrong" 2>&1 | sed 's/^/  mallory <- /'
+  sleep 1  # flush_interval_ms = 500: the write-behind reaches MySQL
+  echo "  MySQL: $(mariadb --no-defaults -h127.0.0.1 -P23306 -ulampyr -plampyr lampyr_demo -N -e \
+    "SELECT CONCAT('player ', id, ' ', nickname, ' gold=', gold, ' logins=', logins) FROM player")"
+  echo "  MySQL holds no password: $(mariadb --no-defaults -h127.0.0.1 -P23306 -ulampyr -plampyr lampyr_demo -N -e \
+    "SELECT LEFT(pwhash, 24) FROM account WHERE name='alice'")..."
+fi
 
 say "status (lampyrctl status)"
 $CTL status

@@ -2,6 +2,7 @@
 # Throwaway memcached + MariaDB for tests and demos, without systemd.
 #
 #   scripts/services.sh start|stop|status|wipe|env [memcached|mysql]
+#   scripts/services.sh sql < FILE    run SQL as MariaDB's root (private socket)
 #
 # memcached listens on 127.0.0.1:21211, MariaDB on 127.0.0.1:23306 (database
 # lampyr_test, user lampyr / password lampyr). Data, logs and pid files live
@@ -34,7 +35,7 @@ MY_LOG=$MY_DIR/mariadbd.log
 MY_OUT=$MY_DIR/mariadbd.out
 
 usage() {
-  echo "usage: $0 start|stop|status|wipe|env [memcached|mysql]" >&2
+  echo "usage: $0 start|stop|status|wipe|env [memcached|mysql] | sql < FILE" >&2
   exit 2
 }
 
@@ -422,6 +423,10 @@ case "$verb" in
   env)
     want memcached && mc_env
     want mysql && my_env
+    ;;
+  sql)
+    my_status >/dev/null || die "mysql is not running (scripts/services.sh start)"
+    my_root
     ;;
   *) usage ;;
 esac
