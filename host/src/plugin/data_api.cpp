@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "data/data_engine.h"
+#include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
 
 namespace lampyr::plugin {
@@ -26,20 +27,6 @@ namespace {
 using State = Generation::State;
 namespace json = sdk::datajson;
 
-std::string_view View(const char* d, size_t n) { return d ? std::string_view(d, n) : std::string_view(); }
-
-// Nothing may unwind into plugin code (bad_alloc, mostly).
-template <typename Fn>
-int Guard(Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    LOG_ERROR("plugin", "data host function failed: %s", e.what());
-  } catch (...) {
-    LOG_ERROR("plugin", "data host function failed");
-  }
-  return LAMPYR_ERR;
-}
 
 // One operation in flight: takes the lease at construction, and Finish()
 // hands the outcome to the plugin and ends the lease.

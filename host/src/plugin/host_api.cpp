@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "net/net_server.h"
+#include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
 
 namespace lampyr::plugin {
@@ -21,21 +22,6 @@ namespace {
 using State = Generation::State;
 
 Generation* G(lampyr_host* h) { return Generation::From(h); }
-std::string_view View(const char* d, size_t n) { return d ? std::string_view(d, n) : std::string_view(); }
-
-// Runs `fn` and turns any exception (allocation failure, mostly) into an
-// error code: nothing may unwind into plugin code.
-template <typename Fn>
-int Guard(Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    LOG_ERROR("plugin", "host function failed: %s", e.what());
-  } catch (...) {
-    LOG_ERROR("plugin", "host function failed");
-  }
-  return LAMPYR_ERR;
-}
 
 void* Alloc(size_t n) { return std::malloc(n ? n : 1); }
 void Free(void* p) { std::free(p); }
