@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <json/json.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -311,6 +312,36 @@ TEST_F(PluginReloadTest, ConcurrentReloadRequestsAreQueued) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 4);
   EXPECT_EQ(PluginStatus("room")["generation"].asUInt64(), 5u);
+}
+
+// Reloads while lampyr-bench keeps 100 connections x 4 requests in flight
+// against the echo plugin: every request gets its exact reply (lampyr-bench
+// checks each one and exits non-zero on any error or silent connection).
+TEST_F(PluginReloadTest, ReloadsUnderLoadLoseNoRequest) {
+  Start({{"echo", "echo"}});
+  const std::string out = dir_.path() + "/bench.out";
+  auto bench = Process::Start({std::string(LAMPYR_BIN_DIR) + "/lampyr-bench", "--port", std::to_string(netport_),
+                               "--connections", "100", "--depth", "4", "--duration", "3", "--warmup", "0.2",
+                               "--command", "1", "--json"},
+                              {}, out);
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int reloads = 0;
+  for (int i = 0; i < 20 && bench->Running(); ++i) {
+    Deploy("echo", "echo");
+    Json::Value a;
+    ASSERT_EQ(Reload("echo", &a), 200) << a.toStyledString();
+    ++reloads;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  int st = bench->Wait(60000);
+  std::string result = ReadFile(out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << result;
+  EXPECT_NE(result.find("\"errors\":0,"), std::string::npos) << result;
+  EXPECT_NE(result.find("\"silent_connections\":0"), std::string::npos) << result;
+  EXPECT_EQ(result.find("\"requests\":0,"), std::string::npos) << result;
+  EXPECT_GE(reloads, 10);
+  EXPECT_EQ(PluginStatus("echo")["generation"].asUInt64(), static_cast<uint64_t>(reloads + 1));
 }
 
 // 1,000 reload cycles v1 <-> v2 with players connected and the room's
