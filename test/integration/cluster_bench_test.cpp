@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "harness.h"
 #include "lampyr_client.h"
+#include "loop_until.h"
 
 namespace lampyr {
 namespace {
@@ -72,19 +73,6 @@ int64_t CpuUs(pid_t pid) {
     if (i == 15) stime = atol(field.c_str());
   }
   return (utime + stime) * 1000000LL / sysconf(_SC_CLK_TCK);
-}
-
-// Runs the loop until pred() holds (or a hang guard).
-bool RunUntil(EventLoop& loop, const std::function<bool()>& pred, double guard_s = 30) {
-  if (pred()) return true;
-  TimerId poll = loop.RunEvery(0.001, [&] {
-    if (pred()) loop.Quit();
-  });
-  TimerId guard = loop.RunAfter(guard_s, [&] { loop.Quit(); });
-  loop.Run();
-  loop.Cancel(poll);
-  loop.Cancel(guard);
-  return pred();
 }
 
 class ClusterBenchTest : public ::testing::Test {

@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "lampyr_client.h"
 #include "master/cluster_metrics.h"
+#include "loop_until.h"
 
 namespace lampyr {
 namespace {
@@ -601,20 +602,6 @@ TEST_F(MasterTest, CrashWithinProbationRollsBackToThePreviousBuild) {
   v = View("game1");
   EXPECT_EQ(v["rolled_back"].size(), 1u) << v;
   EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
-}
-
-// Runs `loop` until pred() holds or the guard (a hang stopper, not a timing
-// assertion) fires.
-bool RunUntil(EventLoop& loop, const std::function<bool()>& pred, double guard_s = 20) {
-  if (pred()) return true;
-  TimerId poll = loop.RunEvery(0.005, [&] {
-    if (pred()) loop.Quit();
-  });
-  TimerId guard = loop.RunAfter(guard_s, [&] { loop.Quit(); });
-  loop.Run();
-  loop.Cancel(poll);
-  loop.Cancel(guard);
-  return pred();
 }
 
 TEST_F(MasterTest, ControlMethodsAnswerOnlyTheMaster) {

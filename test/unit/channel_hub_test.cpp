@@ -16,23 +16,10 @@
 #include "channel/channel_wire.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "../support/loop_until.h"
 
 namespace lampyr {
 namespace {
-
-// Runs the loop until pred() holds; the guard only stops a hang (it is not a
-// timing assertion: every test asserts what happened, not how fast).
-bool RunUntil(EventLoop& loop, const std::function<bool()>& pred, double guard_s = 20) {
-  if (pred()) return true;
-  TimerId poll = loop.RunEvery(0.002, [&] {
-    if (pred()) loop.Quit();
-  });
-  TimerId guard = loop.RunAfter(guard_s, [&] { loop.Quit(); });
-  loop.Run();
-  loop.Cancel(poll);
-  loop.Cancel(guard);
-  return pred();
-}
 
 ChannelOptions Fast() {
   ChannelOptions o;
