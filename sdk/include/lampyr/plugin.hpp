@@ -469,7 +469,9 @@ class Reader {
         case 't': out += '\t'; break;
         case 'u': {
           uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_ + 1, 2) == "\\u") {  // surrogate pair
+          if (!ok_) return out;  // truncated or bad escape (i_ may be past the end)
+          if (cp >= 0xD800 && cp < 0xDC00 && i_ + 2 < s_.size() && s_[i_ + 1] == '\\' &&
+              s_[i_ + 2] == 'u') {  // surrogate pair
             i_ += 2;
             uint32_t lo = hex4();
             if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
