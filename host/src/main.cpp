@@ -3,7 +3,6 @@
 // validates the config.
 #include <sys/resource.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -86,7 +85,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   RaiseFileLimit();
-  signal(SIGPIPE, SIG_IGN);
 
   std::string err;
   if (server.empty()) {

@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 #include <sys/eventfd.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +42,13 @@ timeval ToTimeval(double seconds) {
 }  // namespace
 
 EventLoop::EventLoop() : base_(event_base_new()) {
+  // libevent writes sockets with writev, which raises SIGPIPE when the peer
+  // is gone: a process with a loop must ignore it, whoever owns main().
+  static const bool sigpipe_ignored = [] {
+    ::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   if (!base_) throw std::runtime_error("event_base_new failed");
   wakeup_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeup_fd_ < 0) throw std::runtime_error("eventfd failed");
