@@ -114,15 +114,20 @@ Status CheckPluginImage(const unsigned char* data, size_t size, const std::strin
   return Status::OK();
 }
 
-Status CheckPluginFile(const std::string& path, const std::string& entry) {
+Status ReadWholeFile(const std::string& path, std::vector<unsigned char>* out) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return Status::Error("cannot read " + path);
-  std::streamoff size = in.tellg();
+  std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : -1;
   if (size < 0) return Status::Error("cannot read " + path);
-  std::vector<unsigned char> bytes(static_cast<size_t>(size));
+  out->resize(static_cast<size_t>(size));
   in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) return Status::Error("cannot read " + path);
-  return CheckPluginImage(bytes.data(), bytes.size(), entry);
+  if (!in.read(reinterpret_cast<char*>(out->data()), size)) return Status::Error("cannot read " + path);
+  return Status::OK();
+}
+
+Status CheckPluginFile(const std::string& path, const std::string& entry) {
+  std::vector<unsigned char> bytes;
+  Status s = ReadWholeFile(path, &bytes);
+  return s.ok() ? CheckPluginImage(bytes.data(), bytes.size(), entry) : s;
 }
 
 }  // namespace lampyr::plugin

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -22,5 +23,7 @@ namespace lampyr::plugin {
 Status CheckPluginImage(const unsigned char* data, size_t size, const std::string& entry_symbol);
 // Reads `path` and checks it.
 Status CheckPluginFile(const std::string& path, const std::string& entry_symbol);
+// The whole file, in one read.
+Status ReadWholeFile(const std::string& path, std::vector<unsigned char>* out);
 
 }  // namespace lampyr::plugin

@@ -16,6 +16,7 @@
 
 #include "channel/channel_hub.h"
 #include "core/event_loop.h"
+#include "core/metrics.h"
 #include "net/dispatch.h"
 #include "plugin/plugin_library.h"
 
@@ -69,6 +70,9 @@ class Generation : public lampyr_host, public std::enable_shared_from_this<Gener
   std::unordered_map<uint64_t, RequestContext> requests;
   std::unordered_map<uint64_t, ChannelHub::Respond> remote_calls;
   std::unordered_map<uint64_t, Timer> timers;
+  // Metric handles by name (counter_add / gauge_set), from the registry.
+  std::unordered_map<std::string, Counter*> counters;
+  std::unordered_map<std::string, Gauge*> gauges;
   size_t one_shot_timers = 0;
   size_t pending_calls = 0;
 };

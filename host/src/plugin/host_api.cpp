@@ -2,6 +2,7 @@
 // calling generation as its handle; nothing here throws into the plugin
 // (every entry catches), and every pointer from the plugin is copied.
 #include <algorithm>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -99,59 +100,47 @@ int Fail(lampyr_host* h, lampyr_token t, int code, const char* message) {
   return Answer(h, t, 2, message ? message : "", code);
 }
 
-int Push(lampyr_host* h, lampyr_session s, uint32_t command, const char* d, size_t n) {
+// Session operations go through the Forwarder when the server has channel
+// links (the session may belong to another net server), else to the local
+// net server; both have the same calls.
+template <typename Fn>
+int SessionOp(lampyr_host* h, Fn&& fn) {
   return Guard([&] {
     PluginHost* host = G(h)->host;
-    if (host->forwarder()) host->forwarder()->Push(s, command, View(d, n));
-    else if (host->net()) host->net()->Push(s, command, View(d, n));
+    if (host->forwarder()) fn(*host->forwarder());
+    else if (host->net()) fn(*host->net());
     else return LAMPYR_ERR_UNAVAILABLE;
     return LAMPYR_OK;
   });
 }
 
+int Push(lampyr_host* h, lampyr_session s, uint32_t command, const char* d, size_t n) {
+  return SessionOp(h, [&](auto& to) { to.Push(s, command, View(d, n)); });
+}
+
 int PushMany(lampyr_host* h, const lampyr_session* ss, size_t count, uint32_t command, const char* d, size_t n) {
-  return Guard([&] {
-    PluginHost* host = G(h)->host;
-    std::vector<SessionId> ids(ss, ss + (ss ? count : 0));
-    if (host->forwarder()) host->forwarder()->PushMany(ids, command, View(d, n));
-    else if (host->net()) host->net()->PushMany(ids, command, View(d, n));
-    else return LAMPYR_ERR_UNAVAILABLE;
-    return LAMPYR_OK;
+  return SessionOp(h, [&](auto& to) {
+    to.PushMany(std::vector<SessionId>(ss, ss + (ss ? count : 0)), command, View(d, n));
   });
 }
 
 int Broadcast(lampyr_host* h, const char* group, uint32_t command, const char* d, size_t n) {
-  return Guard([&] {
-    PluginHost* host = G(h)->host;
-    if (!group) return LAMPYR_ERR_ARG;
-    if (host->forwarder()) host->forwarder()->Broadcast(group, command, View(d, n));
-    else if (host->net()) host->net()->Broadcast(group, command, View(d, n));
-    else return LAMPYR_ERR_UNAVAILABLE;
-    return LAMPYR_OK;
-  });
+  if (!group) return LAMPYR_ERR_ARG;
+  return SessionOp(h, [&](auto& to) { to.Broadcast(group, command, View(d, n)); });
 }
 
-int GroupOp(lampyr_host* h, const char* group, lampyr_session s, bool join) {
-  return Guard([&] {
-    PluginHost* host = G(h)->host;
-    if (!group) return LAMPYR_ERR_ARG;
-    if (host->forwarder()) join ? host->forwarder()->JoinGroup(group, s) : host->forwarder()->LeaveGroup(group, s);
-    else if (host->net()) join ? host->net()->JoinGroup(group, s) : host->net()->LeaveGroup(group, s);
-    else return LAMPYR_ERR_UNAVAILABLE;
-    return LAMPYR_OK;
-  });
+int JoinGroup(lampyr_host* h, const char* group, lampyr_session s) {
+  if (!group) return LAMPYR_ERR_ARG;
+  return SessionOp(h, [&](auto& to) { to.JoinGroup(group, s); });
 }
-int JoinGroup(lampyr_host* h, const char* group, lampyr_session s) { return GroupOp(h, group, s, true); }
-int LeaveGroup(lampyr_host* h, const char* group, lampyr_session s) { return GroupOp(h, group, s, false); }
+
+int LeaveGroup(lampyr_host* h, const char* group, lampyr_session s) {
+  if (!group) return LAMPYR_ERR_ARG;
+  return SessionOp(h, [&](auto& to) { to.LeaveGroup(group, s); });
+}
 
 int Kick(lampyr_host* h, lampyr_session s) {
-  return Guard([&] {
-    PluginHost* host = G(h)->host;
-    if (host->forwarder()) host->forwarder()->Kick(s);
-    else if (host->net()) host->net()->Kick(s);
-    else return LAMPYR_ERR_UNAVAILABLE;
-    return LAMPYR_OK;
-  });
+  return SessionOp(h, [&](auto& to) { to.Kick(s); });
 }
 
 // Session data is namespaced by plugin: two plugins never see each other's keys.
@@ -243,20 +232,35 @@ bool ValidMetricName(const char* n) {
   return true;
 }
 
-int CounterAdd(lampyr_host* h, const char* name, const char* help, uint64_t delta) {
+// Plugins count per request: the registry (a lock and two map lookups) is
+// asked once per name and generation, then the handle is reused.
+template <typename Handle, typename Lookup>
+int WithMetric(std::unordered_map<std::string, Handle*>& cache, const char* name, Lookup&& lookup,
+               const std::function<void(Handle*)>& use) {
   return Guard([&] {
-    if (!ValidMetricName(name)) return LAMPYR_ERR_ARG;
-    Metrics().GetCounter(name, help ? help : "", "plugin=\"" + G(h)->plugin + "\"")->Inc(delta);
+    auto it = cache.find(name ? name : "");
+    if (it == cache.end()) {
+      if (!ValidMetricName(name)) return LAMPYR_ERR_ARG;
+      it = cache.emplace(name, lookup()).first;
+    }
+    use(it->second);
     return LAMPYR_OK;
   });
 }
 
+int CounterAdd(lampyr_host* h, const char* name, const char* help, uint64_t delta) {
+  Generation* g = G(h);
+  return WithMetric<Counter>(
+      g->counters, name,
+      [&] { return Metrics().GetCounter(name, help ? help : "", "plugin=\"" + g->plugin + "\""); },
+      [&](Counter* c) { c->Inc(delta); });
+}
+
 int GaugeSet(lampyr_host* h, const char* name, const char* help, int64_t value) {
-  return Guard([&] {
-    if (!ValidMetricName(name)) return LAMPYR_ERR_ARG;
-    Metrics().GetGauge(name, help ? help : "", "plugin=\"" + G(h)->plugin + "\"")->Set(value);
-    return LAMPYR_OK;
-  });
+  Generation* g = G(h);
+  return WithMetric<Gauge>(
+      g->gauges, name, [&] { return Metrics().GetGauge(name, help ? help : "", "plugin=\"" + g->plugin + "\""); },
+      [&](Gauge* m) { m->Set(value); });
 }
 
 uint64_t NowMs(lampyr_host*) { return static_cast<uint64_t>(EventLoop::NowMicros() / 1000); }

@@ -126,13 +126,7 @@ void PluginHost::Shutdown() {
     for (auto& g : std::vector(slot->draining)) Retire(g, "server stopping");
     if (slot->current) {
       auto g = std::move(slot->current);
-      for (uint32_t c : g->commands) {
-        commands_->Remove(c);
-        command_owner_.erase(c);
-      }
-      if (hub_)
-        for (const auto& m : g->remotes) hub_->UnregisterMethod(m);
-      if (g->routes && forwarder_) forwarder_->SetRouter(nullptr);
+      Unhook(*g, nullptr);
       g->state = Generation::State::kDraining;
       if (g->desc()->on_stop) g->desc()->on_stop(g->ctx);
       Retire(g, "server stopping");
@@ -258,21 +252,26 @@ void PluginHost::Dispatch(Slot& slot, const RequestContext& ctx, std::string_vie
   if (!answered) g.requests.emplace(r.token, ctx);
 }
 
+// Removes the entry points of `old` that `next` (null: none) does not take over.
+void PluginHost::Unhook(const Generation& old, const Generation* next) {
+  auto kept = [](const auto& list, const auto& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+  };
+  for (uint32_t c : old.commands)
+    if (!next || !kept(next->commands, c)) {
+      commands_->Remove(c);
+      command_owner_.erase(c);
+    }
+  if (hub_)
+    for (const auto& m : old.remotes)
+      if (!next || !kept(next->remotes, m)) hub_->UnregisterMethod(m);
+  if (old.routes && (!next || !next->routes) && forwarder_) forwarder_->SetRouter(nullptr);
+}
+
 void PluginHost::Swap(Slot& slot, std::shared_ptr<Generation> next) {
   std::shared_ptr<Generation> old = slot.current;
   Slot* s = &slot;
-  if (old) {
-    for (uint32_t c : old->commands)
-      if (std::find(next->commands.begin(), next->commands.end(), c) == next->commands.end()) {
-        commands_->Remove(c);
-        command_owner_.erase(c);
-      }
-    if (hub_)
-      for (const auto& m : old->remotes)
-        if (std::find(next->remotes.begin(), next->remotes.end(), m) == next->remotes.end())
-          hub_->UnregisterMethod(m);
-    if (old->routes && !next->routes) forwarder_->SetRouter(nullptr);
-  }
+  if (old) Unhook(*old, next.get());
   for (uint32_t c : next->commands) {
     commands_->Set(c, [this, s](const RequestContext& ctx, std::string_view body) { Dispatch(*s, ctx, body); });
     command_owner_[c] = slot.name;

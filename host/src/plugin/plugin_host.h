@@ -104,6 +104,7 @@ class PluginHost : NonCopyable {
   Status Initialise(Generation& g, const std::string* state, uint32_t from_schema);
   Status CheckConflicts(const Slot& slot, const Generation& g) const;
   void Discard(Generation& g);  // a generation that never served
+  void Unhook(const Generation& old, const Generation* next);
   void Swap(Slot& slot, std::shared_ptr<Generation> next);
   void StartDrain(Slot& slot, std::shared_ptr<Generation> old);
   void Retire(const std::shared_ptr<Generation>& g, const char* why);

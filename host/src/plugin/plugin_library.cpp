@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <vector>
 
@@ -71,15 +72,28 @@ Status CheckDescriptor(const lampyr_plugin_desc* d, const std::string& expected_
 
 PluginLibrary::~PluginLibrary() { Unload(); }
 
+// The file is read once: the gate checks exactly the bytes that are staged
+// and loaded, whatever happens to the source meanwhile.
 Status PluginLibrary::Load(const std::string& source, const std::string& staged_path) {
-  Status s = CopyFileAtomically(source, staged_path);
+  std::vector<unsigned char> bytes;
+  Status s = ReadWholeFile(source, &bytes);
   if (!s.ok()) return s;
-  staged_ = staged_path;
-  s = CheckPluginFile(staged_, LAMPYR_PLUGIN_ENTRY_SYMBOL);
-  if (!s.ok()) {
-    Unload();
-    return Status::Error("refused by the plugin gate: " + s.message());
+  s = CheckPluginImage(bytes.data(), bytes.size(), LAMPYR_PLUGIN_ENTRY_SYMBOL);
+  if (!s.ok()) return Status::Error("refused by the plugin gate: " + s.message());
+  {
+    std::string tmp = staged_path + ".tmp";
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    std::error_code ec;
+    if (!out) {
+      fs::remove(tmp, ec);
+      return Status::Error("cannot stage " + staged_path);
+    }
+    fs::rename(tmp, staged_path, ec);
+    if (ec) return Status::Error("cannot stage " + staged_path + ": " + ec.message());
   }
+  staged_ = staged_path;
   boost::dll::fs::error_code ec;
   lib_.load(boost::dll::fs::path(staged_),
             boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
