@@ -93,12 +93,7 @@ Status Master::Start() {
   Supervisor::Options opt;
   opt.conf_path = config_.path;
   opt.log_level = log_level_;
-  opt.restart_backoff_ms = m.restart_backoff_ms;
-  opt.restart_backoff_max_ms = m.restart_backoff_max_ms;
-  opt.give_up_restarts = m.give_up_restarts;
-  opt.give_up_window_s = m.give_up_window_s;
-  opt.probation_s = m.probation_s;
-  opt.stop_timeout_s = m.stop_timeout_s;
+  opt.limits = m;
   sup_ = std::make_unique<Supervisor>(&loop_, opt, [this](const std::string& name, pid_t pid) { AskStop(name, pid); });
   hub_->AddPeerCallback([this](const std::string& node, bool up) {
     if (up) sup_->MarkRunning(node);

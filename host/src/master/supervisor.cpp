@@ -74,7 +74,7 @@ void Supervisor::Install() {
 void Supervisor::Add(const std::string& name) {
   Child& c = children_[name];
   c.name = name;
-  c.backoff_ms = opt_.restart_backoff_ms;
+  c.backoff_ms = opt_.limits.restart_backoff_ms;
   const std::string label = "server=\"" + name + "\"";
   c.m_restarts = Metrics().GetCounter("lampyr_master_restarts_total", "Starts of a server after its first one", label);
   c.m_up = Metrics().GetGauge("lampyr_master_server_up", "1 while the server is linked to the master", label);
@@ -196,21 +196,21 @@ void Supervisor::OnExit(Child& c, int wait_status) {
 
   // An exit nobody asked for: a crash (whatever the status).
   c.crashes.push_back(now);
-  while (!c.crashes.empty() && now - c.crashes.front() > int64_t{opt_.give_up_window_s} * 1000000) c.crashes.pop_front();
+  while (!c.crashes.empty() && now - c.crashes.front() > int64_t{opt_.limits.give_up_window_s} * 1000000) c.crashes.pop_front();
   if (now < c.probation_until_us && !c.previous_builds.empty()) ApplyRollback(c);
-  if (ran_s >= opt_.stable_s) c.backoff_ms = opt_.restart_backoff_ms;
+  if (ran_s >= opt_.stable_s) c.backoff_ms = opt_.limits.restart_backoff_ms;
 
-  if (c.crashes.size() >= opt_.give_up_restarts) {
+  if (c.crashes.size() >= opt_.limits.give_up_restarts) {
     c.state = State::kFailed;
     m_giveups_->Inc();
     LOG_ERROR("master", "%s (pid %d) %s after %.1f s; %zu crashes within %u s: giving up (state failed; "
               "POST /restart starts it again)",
-              c.name.c_str(), pid, c.last_exit.c_str(), ran_s, c.crashes.size(), opt_.give_up_window_s);
+              c.name.c_str(), pid, c.last_exit.c_str(), ran_s, c.crashes.size(), opt_.limits.give_up_window_s);
     for (auto& w : waiters) w();
     return;
   }
   const uint32_t delay = c.backoff_ms;
-  c.backoff_ms = std::min(opt_.restart_backoff_max_ms, c.backoff_ms * 2);
+  c.backoff_ms = std::min(opt_.limits.restart_backoff_max_ms, c.backoff_ms * 2);
   c.state = State::kRestarting;
   LOG_WARN("master", "%s (pid %d) %s after %.1f s; restarting in %u ms", c.name.c_str(), pid, c.last_exit.c_str(),
            ran_s, delay);
@@ -228,7 +228,7 @@ void Supervisor::ApplyRollback(Child& c) {
     r["at"] = static_cast<Json::Int64>(at);
     c.rolled_back.append(r);
     LOG_WARN("master", "%s crashed within %u s of reloading %s: rolling it back to %s", c.name.c_str(),
-             opt_.probation_s, plugin.c_str(), path.c_str());
+             opt_.limits.probation_s, plugin.c_str(), path.c_str());
   }
   c.previous_builds.clear();
   c.probation_until_us = 0;
@@ -236,7 +236,7 @@ void Supervisor::ApplyRollback(Child& c) {
 
 void Supervisor::NoteReload(const std::string& name, const Json::Value& result) {
   Child* c = Get(name);
-  if (!c || !result.get("ok", false).asBool() || opt_.probation_s == 0) return;
+  if (!c || !result.get("ok", false).asBool() || opt_.limits.probation_s == 0) return;
   const Json::Value& plugins = result["plugins"];
   if (!plugins.isArray()) return;
   for (const auto& p : plugins) {
@@ -248,7 +248,7 @@ void Supervisor::NoteReload(const std::string& name, const Json::Value& result) 
     const Json::Value& prev = p["previous_build"];
     if (prev.isString() && !prev.asString().empty()) c->previous_builds[plugin] = prev.asString();
   }
-  if (!c->previous_builds.empty()) c->probation_until_us = EventLoop::NowMicros() + int64_t{opt_.probation_s} * 1000000;
+  if (!c->previous_builds.empty()) c->probation_until_us = EventLoop::NowMicros() + int64_t{opt_.limits.probation_s} * 1000000;
 }
 
 void Supervisor::StopChild(Child& c, std::function<void()> then) {
@@ -264,11 +264,11 @@ void Supervisor::StopChild(Child& c, std::function<void()> then) {
   c.stop_requested = true;
   ask_stop_(c.name, c.pid);
   const pid_t pid = c.pid;
-  c.kill_timer = loop_->RunAfter(opt_.stop_timeout_s, [this, name = c.name, pid] {
+  c.kill_timer = loop_->RunAfter(opt_.limits.stop_timeout_s, [this, name = c.name, pid] {
     Child* ch = Get(name);
     if (!ch || ch->pid != pid) return;
     ch->kill_timer = 0;
-    LOG_WARN("master", "%s (pid %d) did not stop within %u s: SIGKILL", name.c_str(), pid, opt_.stop_timeout_s);
+    LOG_WARN("master", "%s (pid %d) did not stop within %u s: SIGKILL", name.c_str(), pid, opt_.limits.stop_timeout_s);
     kill(pid, SIGKILL);
   });
 }
@@ -293,7 +293,7 @@ void Supervisor::Restart(const std::string& name, std::function<void(Status, pid
       return;
     }
     ch->crashes.clear();
-    ch->backoff_ms = opt_.restart_backoff_ms;
+    ch->backoff_ms = opt_.limits.restart_backoff_ms;
     if (ch->pid == 0) Spawn(*ch);
     if (ch->pid == 0) done(Status::Error("could not start " + name + " (see the master's log)"), old_pid, 0);
     else done(Status::OK(), old_pid, ch->pid);

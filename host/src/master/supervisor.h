@@ -40,12 +40,7 @@ class Supervisor : NonCopyable {
   struct Options {
     std::string conf_path;  // absolute, passed to every child
     std::string log_level;  // "" = each server's own
-    uint32_t restart_backoff_ms = 200;
-    uint32_t restart_backoff_max_ms = 10000;
-    uint32_t give_up_restarts = 5;
-    uint32_t give_up_window_s = 60;
-    uint32_t probation_s = 30;
-    uint32_t stop_timeout_s = 10;
+    MasterConfig limits;    // backoff, give-up, probation and stop timeouts
     // A server that ran this long before it exited starts over at the
     // first backoff step.
     double stable_s = 10;
