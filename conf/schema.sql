@@ -6,8 +6,10 @@
 -- The data layer reads the columns from information_schema at start; a
 -- declared table missing here makes the server refuse to start.
 
--- account plugin: one row per registered name. pwhash is
--- "pbkdf2-sha256$<rounds>$<salt hex>$<key hex>"; no password is ever stored.
+-- account plugin: one row per registered name. pwhash is libsodium's
+-- Argon2id string ("$argon2id$v=19$m=65536,t=2,p=1$...", at most 128 bytes),
+-- or "pbkdf2-sha256$<rounds>$<salt hex>$<key hex>" for accounts made by
+-- earlier versions until their next login; no password is ever stored.
 -- UNIQUE(name): of two registrations racing on one name, MySQL refuses one.
 CREATE TABLE IF NOT EXISTS `account` (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,

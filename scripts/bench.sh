@@ -80,6 +80,10 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_SESSIONS + 10
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lampyr-bench.XXXXXX")
+# A fresh admin token per run, for lampyr and lampyrctl alike: lampyr refuses
+# sample or short tokens (docs/operations.md, "Security model").
+LAMPYR_ADMIN_TOKEN=$(openssl rand -hex 24 2>/dev/null || od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+export LAMPYR_ADMIN_TOKEN
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -123,12 +127,13 @@ start_baseline() {
   wait_port "$SERVER_PORT" "$SERVER_PID"
 }
 
-# lampyr --server net with the echo builtin on command 1.
+# lampyr --server net with the echo builtin on command 1. Every load
+# connection comes from 127.0.0.1, so the per-address limit is off.
 start_host() {
   free_port; SERVER_PORT=$PORT
   cat >"$TMP/host.json" <<EOF
 {"servers": {"net": {"netport": $SERVER_PORT, "builtins": {"echo": 1}, "log_level": "warn"}},
- "protocol": {"max_connections": 100000}}
+ "protocol": {"max_connections": 100000, "max_connections_per_ip": 0}}
 EOF
   "$BIN/lampyr" --conf "$TMP/host.json" --server net >>"$TMP/host.out" 2>&1 &
   SERVER_PID=$!
@@ -275,11 +280,10 @@ start_plugin_host() {
   mkdir -p "$TMP/deploy"
   cp "$REPO/$BUILD/plugins/libecho.so" "$TMP/deploy/libecho.so"
   cat >"$TMP/plugin_host.json" <<EOF
-{"master": {"admin_token": "bench"},
- "servers": {"game": {"netport": $SERVER_PORT, "webport": $ADMIN_PORT, "builtins": {"echo": 1},
+{"servers": {"game": {"netport": $SERVER_PORT, "webport": $ADMIN_PORT, "builtins": {"echo": 1},
                       "plugins": ["echo"], "log_level": "warn"}},
  "plugins": {"echo": {"path": "deploy/libecho.so", "config": {"command": 2}}},
- "protocol": {"max_connections": 100000}}
+ "protocol": {"max_connections": 100000, "max_connections_per_ip": 0}}
 EOF
   "$BIN/lampyr" --conf "$TMP/plugin_host.json" --server game >>"$TMP/plugin_host.out" 2>&1 &
   SERVER_PID=$!
@@ -329,7 +333,7 @@ reload_load_run() {  # $1 = reloads during the run (0 = none); result in $TMP/re
   for i in $(seq "$reloads"); do
     cp "$REPO/$BUILD/plugins/libecho.so" "$TMP/deploy/libecho.so.tmp"
     mv -f "$TMP/deploy/libecho.so.tmp" "$TMP/deploy/libecho.so"   # a new build, installed by rename
-    a=$("$BIN/lampyrctl" --url "http://127.0.0.1:$ADMIN_PORT" --token bench --json reload echo | tr -d ' \n' || true)
+    a=$("$BIN/lampyrctl" --url "http://127.0.0.1:$ADMIN_PORT" --json reload echo | tr -d ' \n' || true)
     grep -q '"ok":true' <<<"$a" && RELOADS_OK=$((RELOADS_OK + 1))
     RELOAD_TIMES+=" $(sed -n 's/.*"reload_ms":\([0-9.]*\).*/\1/p' <<<"$a")"
     LOOP_TIMES+=" $(sed -n 's/.*"loop_ms":\([0-9.]*\).*/\1/p' <<<"$a")"

@@ -9,8 +9,15 @@
 #   scripts/demo.sh            one server: lampyr --conf conf/single.json --server game
 #   scripts/demo.sh cluster    the cluster: lampyr --conf conf/cluster.json (master,
 #                              gate with gate_router, net, game1 and game2 with room)
+#   scripts/demo.sh web        the chat page (clients/js/demo) in your browser over
+#                              WebSocket: lampyr --conf conf/web.json (wsport 11010), the
+#                              page on http://127.0.0.1:11011/; runs until Ctrl-C
 #
-# Environment: LAMPYR_BUILD_DIR (default build), LAMPYR_JOBS.
+# Environment: LAMPYR_BUILD_DIR (default build), LAMPYR_JOBS. The admin token
+# and the cluster secret are fresh random values each run (LAMPYR_ADMIN_TOKEN,
+# LAMPYR_CLUSTER_SECRET, exported to lampyr and lampyrctl): the shipped
+# configs carry sample values, which lampyr refuses (docs/operations.md,
+# "Security model").
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,10 +26,50 @@ MODE=${1:-single}
 BUILD=${LAMPYR_BUILD_DIR:-build}
 JOBS=${LAMPYR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 PORT=11009
-TOKEN=change-me
+LAMPYR_ADMIN_TOKEN=$(openssl rand -hex 24 2>/dev/null || od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+LAMPYR_CLUSTER_SECRET=$(openssl rand -hex 24 2>/dev/null || od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+export LAMPYR_ADMIN_TOKEN LAMPYR_CLUSTER_SECRET
 WORK=$REPO/$BUILD/demo
 DEPLOY=$REPO/$BUILD/deploy
+# The browser demo: a server with wsport, a static server for the page, and
+# the reload command to try while the page stays connected.
+web_demo() {
+  local deploy=$REPO/$BUILD/deploy-web work=$REPO/$BUILD/demo-web bin=$REPO/$BUILD/bin
+  scripts/deps.sh
+  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyrctl room room_v2 echo
+  (cd clients/js && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund && npm run build)
+  rm -rf "$work" && mkdir -p "$work" "$deploy"
+  cp "$REPO/$BUILD/plugins/libroom.so" "$deploy/libroom.so.tmp" && mv -f "$deploy/libroom.so.tmp" "$deploy/libroom.so"
+  cp "$REPO/$BUILD/plugins/libecho.so" "$deploy/libecho.so.tmp" && mv -f "$deploy/libecho.so.tmp" "$deploy/libecho.so"
+  "$bin/lampyr" --conf conf/web.json --server game >"$work/server.out" 2>&1 &
+  local server=$!
+  python3 -m http.server 11011 --bind 127.0.0.1 --directory clients/js >"$work/http.out" 2>&1 &
+  local http=$!
+  trap 'kill $server $http 2>/dev/null; wait $server $http 2>/dev/null' EXIT
+  trap 'exit 0' INT TERM
+  for port in 11010 11011; do
+    for _ in $(seq 1 100); do (exec 5<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+  done
+  kill -0 "$server" || { cat "$work/server.out"; echo "demo: the server did not start" >&2; exit 1; }
+  cat <<EOT
+
+  Open in two browser windows (each is a player; pick a name, join, chat):
+
+      http://127.0.0.1:11011/demo/index.html?ws=ws://127.0.0.1:11010/
+
+  Hot reload room v1 -> v2 while they stay connected, then press Join again for the v2 greeting:
+
+      cp $BUILD/plugins/libroom_v2.so $deploy/libroom.so.tmp && mv -f $deploy/libroom.so.tmp $deploy/libroom.so
+      $BUILD/bin/lampyrctl --url http://127.0.0.1:11008 --token change-me reload room
+
+  Server log: $work/server.out. Ctrl-C stops both servers.
+EOT
+  wait "$server"
+}
+
 case "$MODE" in
+  web) web_demo; exit 0 ;;
   single)
     CONF=$REPO/conf/single.json
     ADMIN=http://127.0.0.1:11008   # the server's own admin API
@@ -33,7 +80,7 @@ case "$MODE" in
     ADMIN=http://127.0.0.1:9998    # the master's cluster admin API
     START=()
     ROOM_PATH=$REPO/$BUILD/plugins/libroom.so ;;
-  *) echo "usage: scripts/demo.sh [single|cluster]" >&2; exit 2 ;;
+  *) echo "usage: scripts/demo.sh [single|cluster|web]" >&2; exit 2 ;;
 esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -48,7 +95,7 @@ cmake --build "$BUILD" -j"$JOBS" --target lampyr lampyr-client lampyrctl room ro
 BIN=$REPO/$BUILD/bin
 PLUGINS=$REPO/$BUILD/plugins
 CLIENT="$BIN/lampyr-client --host 127.0.0.1 --port $PORT --timeout-ms 5000"
-CTL="$BIN/lampyrctl --url $ADMIN --token $TOKEN"
+CTL="$BIN/lampyrctl --url $ADMIN"   # the token comes from LAMPYR_ADMIN_TOKEN (not visible in ps)
 
 # Deploying a build = copy to a temporary name, then rename over the
 # configured path: a loaded .so is never rewritten in place (docs/plugins.md).

@@ -9,7 +9,10 @@ PACKAGES=(
   libmemcached-dev libmysqlcppconn-dev libgtest-dev libgmock-dev
   memcached mariadb-server mariadb-client libmemcached-tools
   iproute2 procps
-  libssl-dev
+  libssl-dev openssl
+  libwslay-dev libsodium-dev libsystemd-dev
+  systemd lintian dpkg-dev adduser logrotate
+  chromium
 )
 
 missing=()

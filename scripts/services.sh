@@ -6,7 +6,9 @@
 #
 # memcached listens on 127.0.0.1:21211, MariaDB on 127.0.0.1:23306 (database
 # lampyr_test, user lampyr / password lampyr). Data, logs and pid files live
-# under ${LAMPYR_SERVICES_DIR:-<repo>/build/services}.
+# under ${LAMPYR_SERVICES_DIR:-<repo>/build/services}. LAMPYR_MC_PORT and
+# LAMPYR_MY_PORT move the ports, so several checkouts can each run their own
+# services side by side (`env` prints what the tests then use).
 #
 # "up" means: our own process is alive, it owns the listening socket, and it
 # answers (memcached: `version` over TCP; MariaDB: ping over the private
@@ -17,8 +19,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${LAMPYR_SERVICES_DIR:-$REPO/build/services}
 HOST=127.0.0.1
-MC_PORT=21211
-MY_PORT=23306
+MC_PORT=${LAMPYR_MC_PORT:-21211}
+MY_PORT=${LAMPYR_MY_PORT:-23306}
 MY_USER=lampyr
 MY_PASSWD=lampyr
 MY_DB=lampyr_test

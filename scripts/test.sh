@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The whole test run, as CI does it (README):
 #   deps -> build (build/, RelWithDebInfo) -> ASan+UBSan build (build-asan/)
-#   -> services -> ctest on both builds -> fuzzers (build-fuzz/, clang)
+#   -> services -> ctest on both builds -> clients/js (npm ci, build, test,
+#   the demo page in headless chromium)
+#   -> Debian packages end to end (scripts/package-test.sh, from build/)
+#   -> fuzzers (build-fuzz/, clang)
 # Ends with one plain line "N passed, M failed" (ctest results of both
-# builds) and exits non-zero on any failure (build, test, fuzzer, service).
+# builds, the tests of clients/js and the package test, which counts as
+# one) and exits non-zero on any failure
+# (build, test, fuzzer, service).
 #
 # Environment:
 #   LAMPYR_SKIP_ASAN=1       skip the sanitizer build and its tests (local runs)
 #   LAMPYR_SKIP_FUZZ=1       skip the fuzzers (local runs)
+#   LAMPYR_SKIP_JS=1         skip the TypeScript client's tests (clients/js, needs node+npm)
+#   LAMPYR_SKIP_PACKAGE=1    skip the Debian package test (scripts/package-test.sh: installs
+#                            and purges the .debs; root; refuses to run where Lampyr is installed)
 #   LAMPYR_FUZZ_SECONDS=30   time per fuzz target
 #   LAMPYR_JOBS=N            parallel build jobs (default: number of CPUs)
 #   LAMPYR_CTEST_JOBS=N      parallel tests (default 2)
@@ -161,7 +169,81 @@ if [ "$SERVICES_STARTED" = 1 ]; then
   SERVICES_STARTED=0
 fi
 
-# --- 5. fuzzers ----------------------------------------------------------------------
+# --- 5. the TypeScript client (clients/js) against the normal build -------------------
+run_js_client() {
+  local dir=$REPO/clients/js build log
+  build=$(cd "$BUILD" && pwd) || {
+    problem "clients/js: no build directory $BUILD"
+    return 1
+  }
+  log=$build/js-client-test.log
+  step "clients/js: npm ci, build, test"
+  if ! command -v npm >/dev/null; then
+    problem "clients/js: node/npm not found"
+    return 1
+  fi
+  # puppeteer-core drives the system chromium (scripts/deps.sh); it never downloads one.
+  (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund && npm run build) || {
+    problem "clients/js: npm ci / build"
+    return 1
+  }
+  (cd "$dir" && LAMPYR_BIN=$build/bin/lampyr LAMPYR_PLUGIN_DIR=$build/plugins npm test) 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]} pass fail cancelled
+  # node's test runner (TAP when piped) ends with "# pass N", "# fail N", "# cancelled N".
+  pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  PASSED=$((PASSED + ${pass:-0}))
+  FAILED=$((FAILED + ${fail:-0} + ${cancelled:-0}))
+  if [ "$rc" -ne 0 ] || [ -z "$pass" ]; then
+    problem "clients/js: npm test (exit $rc)"
+    return 1
+  fi
+  run_js_tap "clients/js: the demo page in headless chromium (npm run test:browser)" "$build/js-browser-test.log" \
+    env LAMPYR_BIN="$build/bin/lampyr" LAMPYR_PLUGIN_DIR="$build/plugins" \
+    LAMPYR_TEST_OUTPUT="$build/test-output/browser" npm run test:browser
+}
+
+# Runs one node --test command in clients/js ($3...), logs to $2, counts its TAP totals.
+run_js_tap() {
+  local what=$1 log=$2 rc pass fail cancelled
+  shift 2
+  step "$what"
+  (cd "$REPO/clients/js" && "$@") 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$log" | tail -n 1)
+  PASSED=$((PASSED + ${pass:-0}))
+  FAILED=$((FAILED + ${fail:-0} + ${cancelled:-0}))
+  if [ "$rc" -ne 0 ] || [ -z "$pass" ]; then
+    problem "$what (exit $rc)"
+    return 1
+  fi
+}
+if [ "${LAMPYR_SKIP_JS:-0}" != 1 ]; then
+  if [ "$NORMAL_OK" = 1 ]; then run_js_client; else problem "clients/js: skipped, the normal build failed"; fi
+fi
+
+# --- 6. the Debian packages, installed, used and purged --------------------------------
+# From the normal build tree (nothing compiled twice): build the .debs, install
+# them, run the installed master as user lampyr, scaffold and test a game
+# project, purge, and check nothing is left (scripts/package-test.sh).
+if [ "${LAMPYR_SKIP_PACKAGE:-0}" != 1 ]; then
+  if [ "$NORMAL_OK" = 1 ]; then
+    step "Debian packages: build, install, run, scaffold, purge"
+    if LAMPYR_PKG_BUILD_DIR=$BUILD LAMPYR_JOBS=$JOBS scripts/package-test.sh; then
+      PASSED=$((PASSED + 1))
+    else
+      FAILED=$((FAILED + 1))
+      problem "scripts/package-test.sh"
+    fi
+  else
+    problem "package test: skipped, the normal build failed"
+  fi
+fi
+
+# --- 7. fuzzers ----------------------------------------------------------------------
 if [ "${LAMPYR_SKIP_FUZZ:-0}" != 1 ]; then
   step "configure $FUZZ (clang)"
   if CC=clang CXX=clang++ cmake -S "$REPO" -B "$FUZZ" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAMPYR_FUZZ=ON \

@@ -6,6 +6,8 @@
 #     -fno-gnu-unique): glibc would never unload it;
 #   - an import of __cxa_thread_atexit(_impl) (a thread_local with a
 #     destructor): it pins the library while the thread lives;
+#   - an import of pthread_create, thrd_create or std::thread's start: a
+#     thread of the plugin's own outlives its generation (use the host's work);
 #   - a defined export other than lampyr_plugin_entry, or no entry at all.
 # Better to learn it from the build than from a refused reload in production.
 cmake_minimum_required(VERSION 3.17)
@@ -35,6 +37,8 @@ foreach(line IN LISTS lines)
     list(APPEND problems "symbol ${name} is STB_GNU_UNIQUE (inline/template static data compiled without -fno-gnu-unique, often in a static library)")
   elseif(ndx STREQUAL "UND" AND name MATCHES "^__cxa_thread_atexit")
     list(APPEND problems "imports ${name}: a thread_local with a destructor pins the library")
+  elseif(ndx STREQUAL "UND" AND (name STREQUAL "pthread_create" OR name STREQUAL "thrd_create" OR name MATCHES "^_ZNSt6thread15_M_start_thread"))
+    list(APPEND problems "imports ${name}: plugins may not start threads; use the host's \"work\" (Plugin::work)")
   elseif(NOT ndx STREQUAL "UND" AND vis STREQUAL "DEFAULT" AND (bind STREQUAL "GLOBAL" OR bind STREQUAL "WEAK"))
     if(name STREQUAL "lampyr_plugin_entry")
       set(entry TRUE)

@@ -31,6 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (st.ok() && errors > 0) Fail("OK status with errors", issues.front().ToString());
   if (!st.ok() && errors == 0) Fail("error status without an error issue", st.message());
   if (st.ok()) {
+    // The secret rules name a path and a reason.
+    for (const auto& issue : lampyr::CheckSecrets(config))
+      if (issue.path.rfind("master.", 0) != 0 || issue.reason.empty()) Fail("bad secret issue", issue.ToString());
     // An accepted config is internally consistent.
     for (const auto& [name, server] : config.servers) {
       if (server.name != name) Fail("server name mismatch", name);

@@ -21,7 +21,7 @@ namespace {
 using test::Process;
 using test::TempDir;
 
-constexpr const char* kToken = "conf-token-123";
+constexpr const char* kToken = "conf-token-123-long-enough";
 
 Json::Value Parse(const std::string& text) {
   Json::Value v;
@@ -118,7 +118,7 @@ TEST_F(AdminServerTest, StatusListsChannelLinks) {
   const uint16_t rootport = test::FreePort();
   webport_ = test::FreePort();
   conf_ = dir_.path() + "/cluster.json";
-  test::WriteFile(conf_, "{\"master\": {\"cluster_secret\": \"s\"}, \"servers\": {\"gate\": {\"rootport\": " +
+  test::WriteFile(conf_, "{\"master\": {\"cluster_secret\": \"admin-server-test-secret-0123\"}, \"servers\": {\"gate\": {\"rootport\": " +
                              std::to_string(rootport) + ", \"webport\": " + std::to_string(webport_) +
                              "}, \"game1\": {\"remoteport\": [{\"rootname\": \"gate\"}]}}}");
   auto gate = test::StartServer(conf_, "gate", webport_);
@@ -185,10 +185,10 @@ TEST_F(AdminServerTest, ReloadRejectsOtherServersAndBadBodies) {
 }
 
 TEST_F(AdminServerTest, EnvironmentTokenOverridesTheConfig) {
-  StartGame({"LAMPYR_ADMIN_TOKEN=env-token-456"});
+  StartGame({"LAMPYR_ADMIN_TOKEN=env-token-456-long-enough"});
   EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"nosuch\"}", kToken).status, 401);
   // Past authentication: the unknown plugin is what gets refused.
-  EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"nosuch\"}", "env-token-456").status, 404);
+  EXPECT_EQ(Http("POST", "/reload", "{\"plugin\": \"nosuch\"}", "env-token-456-long-enough").status, 404);
 }
 
 TEST_F(AdminServerTest, ServerStopsCleanlyAfterAdminTraffic) {

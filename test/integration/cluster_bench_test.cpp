@@ -100,11 +100,11 @@ std::string EchoRequest(const std::string& body) {
 TEST_F(ClusterBenchTest, RemoteCallsBetweenTwoProcesses) {
   uint16_t root_port = test::FreePort();
   std::string conf = dir_.path() + "/c.json";
-  test::WriteFile(conf, R"({"master": {"cluster_secret": "b"}, "servers": {
+  test::WriteFile(conf, R"({"master": {"cluster_secret": "cluster-bench-secret-0123"}, "servers": {
     "gate": {"rootport": )" + std::to_string(root_port) + R"(},
     "game1": {"remoteport": [{"rootname": "gate"}], "builtins": {"echo": 100}}}})");
   EventLoop loop;
-  ChannelHub hub(&loop, "gate", "b");
+  ChannelHub hub(&loop, "gate", "cluster-bench-secret-0123");
   ASSERT_TRUE(hub.Listen("127.0.0.1", root_port).ok());
   auto game = Start(conf, "game1");
   ASSERT_TRUE(game);
@@ -192,7 +192,7 @@ LoadResult RunLoad(uint16_t port, uint32_t command, int conns, int64_t per_conn,
 TEST_F(ClusterBenchTest, ForwardedPathVersusDirect) {
   uint16_t gate_port = test::FreePort(), net_port = test::FreePort(), game_port = test::FreePort();
   std::string conf = dir_.path() + "/c.json";
-  test::WriteFile(conf, R"({"master": {"cluster_secret": "b"}, "protocol": {"idle_timeout_s": 0}, "servers": {
+  test::WriteFile(conf, R"({"master": {"cluster_secret": "cluster-bench-secret-0123"}, "protocol": {"idle_timeout_s": 0}, "servers": {
     "gate": {"rootport": )" + std::to_string(gate_port) + R"(},
     "net": {"netport": )" + std::to_string(net_port) + R"(, "forward": "gate", "remoteport": [{"rootname": "gate"}]},
     "game1": {"netport": )" + std::to_string(game_port) + R"(, "remoteport": [{"rootname": "gate"}], "builtins": {"echo": 100}}}})");

@@ -42,7 +42,7 @@ class ClusterForwardTest : public ::testing::Test {
     conf_ = dir_.path() + "/cluster.json";
     std::string g = std::to_string(gate_port_);
     test::WriteFile(conf_, R"({
-      "master": {"cluster_secret": "test-secret"},
+      "master": {"cluster_secret": "cluster-forward-test-secret"},
       "protocol": {"idle_timeout_s": 0},
       "servers": {
         "gate":  {"rootport": )" + g + R"(},
@@ -243,7 +243,7 @@ TEST_F(ClusterForwardTest, NodesRejoinARestartedGate) {
 
 TEST_F(ClusterForwardTest, NodeWithWrongSecretIsRefused) {
   gate_ = Start("gate", gate_port_);
-  game_ = Start("game1", 0, {"LAMPYR_CLUSTER_SECRET=not-the-secret"});
+  game_ = Start("game1", 0, {"LAMPYR_CLUSTER_SECRET=not-the-secret-of-this-cluster"});
   net_ = Start("net", net_port_);
   ASSERT_TRUE(gate_ && game_ && net_);
   auto c = Connect();

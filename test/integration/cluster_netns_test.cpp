@@ -77,7 +77,7 @@ class ClusterNetnsTest : public ::testing::Test {
 
     conf_ = dir_.path() + "/cluster.json";
     test::WriteFile(conf_, R"({
-      "master": {"cluster_secret": "multi-host"},
+      "master": {"cluster_secret": "multi-host-test-secret-0123"},
       "protocol": {"idle_timeout_s": 0},
       "servers": {
         "gate":  {"host": "0.0.0.0", "rootport": 7101},

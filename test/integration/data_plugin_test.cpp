@@ -128,12 +128,12 @@ class DataPluginTest : public ::testing::Test {
     };
     conf_ = dir_.path() + "/lampyr.json";
     WriteFile(conf_,
-              "{\"master\": {\"admin_token\": \"tok\"},\n"
+              "{\"master\": {\"admin_token\": \"data-plugin-test-token-0123\"},\n"
               "\"servers\": {" + server("game1", ports_[0], true) + ", " + server("game2", ports_[1], true) + ", " +
                   server("nodb", ports_[2], false) + "},\n"
               "\"plugins\": {\"account\": {\"path\": \"" + PluginPath("account") +
                   "\", \"config\": {\"account_table\": \"" + accounts_ + "\", \"player_table\": \"" + players_ +
-                  "\", \"hash_rounds\": 64}}},\n"
+                  "\"}}},\n"
               "\"protocol\": {\"max_body\": 4194304},\n"
               "\"db\": {\"host\": \"" + db.host + "\", \"port\": " + std::to_string(db.port) + ", \"user\": \"" +
                   db.user + "\", \"passwd\": \"" + db.passwd + "\", \"db\": \"" + db.db +
@@ -191,7 +191,7 @@ class DataPluginTest : public ::testing::Test {
   // game1's admin API: POST /reload, GET /status -> JSON.
   Json::Value Admin(const std::string& method, const std::string& path, const std::string& body) {
     HttpResponse r;
-    Status st = HttpCall("127.0.0.1", webport_, method, path, body, {{"Authorization", "Bearer tok"}}, &r, 30000);
+    Status st = HttpCall("127.0.0.1", webport_, method, path, body, {{"Authorization", "Bearer data-plugin-test-token-0123"}}, &r, 30000);
     EXPECT_TRUE(st.ok()) << st.message();
     Json::Value v;
     Json::CharReaderBuilder b;
@@ -240,11 +240,11 @@ TEST_F(DataPluginTest, RegisterLoginGoldReconnectAndFlush) {
   EXPECT_EQ(Ask(*c, kTop, ""), "alice=43");
   EXPECT_EQ(Ask(*c, kTop, "44"), "");
 
-  // No plaintext: only a salted PBKDF2 hash is stored.
+  // No plaintext: only a salted Argon2id hash (libsodium's interactive limits) is stored.
   auto rows = sql_.Query("SELECT id, name, pwhash, created_ms FROM " + accounts_);
   ASSERT_EQ(rows.size(), 1u);
   for (const auto& v : rows[0]) EXPECT_EQ(v.value_or("").find("s3cret"), std::string::npos);
-  EXPECT_EQ(rows[0][2].value_or("").rfind("pbkdf2-sha256$64$", 0), 0u) << rows[0][2].value_or("");
+  EXPECT_EQ(rows[0][2].value_or("").rfind("$argon2id$v=19$m=65536,t=2,p=1$", 0), 0u) << rows[0][2].value_or("");
   EXPECT_GT(std::stoll(rows[0][3].value_or("0")), 1600000000000LL) << "created_ms is wall-clock ms";
   // Same password, another account: another salt, another hash.
   EXPECT_EQ(Ask(*c, kRegister, "carol s3cret-pw"), "ok 2");
@@ -257,6 +257,12 @@ TEST_F(DataPluginTest, RegisterLoginGoldReconnectAndFlush) {
   auto k = Connect(0);
   EXPECT_EQ(Ask(*k, kLogin, "kat passwc"), "err wrong name or password");
   EXPECT_EQ(Ask(*k, kLogin, "kat passwd"), "ok player=2 nickname=kat gold=0 logins=1");
+  // The old PBKDF2 hash was replaced by an Argon2id one at that login
+  // (write-behind: it reaches MySQL at the next flush), and it verifies.
+  EXPECT_EQ(WaitForSql("SELECT LEFT(pwhash, 10) FROM " + accounts_ + " WHERE name = 'kat'", {}, "$argon2id$"),
+            "$argon2id$");
+  EXPECT_EQ(Ask(*k, kLogin, "kat passwc"), "err wrong name or password");
+  EXPECT_EQ(Ask(*k, kLogin, "kat passwd"), "ok player=2 nickname=kat gold=0 logins=2");
 
   // Multi-get, and removal of both records.
   EXPECT_EQ(Ask(*c, kPeek, "2 99 1"), "2=kat:0 99=- 1=alice:43");

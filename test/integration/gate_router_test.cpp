@@ -55,7 +55,7 @@ class GateRouterTest : public ::testing::Test {
     conf_ = dir_.path() + "/cluster.json";
     const std::string gate = std::to_string(gate_port_);
     test::WriteFile(conf_, R"({
-      "master": {"cluster_secret": "s3cret", "admin_token": "tok"},
+      "master": {"cluster_secret": "gate-router-test-secret-0123", "admin_token": "gate-router-test-token-0123"},
       "protocol": {"idle_timeout_s": 0},
       "servers": {
         "gate":  {"rootport": )" + gate + R"(, "webport": )" + std::to_string(web_port_) + R"(, "plugins": ["gate_router"]},
@@ -67,7 +67,7 @@ class GateRouterTest : public ::testing::Test {
         "gate_router": {"path": ")" + test::PluginPath("gate_router") + R"(", "config": {"nodes": ["game1", "game2"]}},
         "room": {"path": ")" + test::PluginPath("room") + R"("}
       }})");
-    const std::vector<std::string> env = {"LAMPYR_STAGE_DIR=" + dir_.path() + "/stage"};
+    const std::vector<std::string> env;  // state dir: <dir>/state, next to the config
     gate_ = Process::Start({test::LampyrBinary(), "--conf", conf_, "--server", "gate"}, env, dir_.path() + "/gate.out");
     ASSERT_TRUE(gate_ && test::WaitForPort("127.0.0.1", gate_port_, 10000)) << Logs();
     for (const char* g : {"game1", "game2"})
@@ -178,7 +178,7 @@ TEST_F(GateRouterTest, ReloadedRouterKeepsRoutingAndBindings) {
   Ask(*a, kJoin, room);
   HttpResponse r;
   Status st = HttpCall("127.0.0.1", web_port_, "POST", "/reload", "{\"plugin\": \"gate_router\"}",
-                       {{"Authorization", "Bearer tok"}}, &r, 20000);
+                       {{"Authorization", "Bearer gate-router-test-token-0123"}}, &r, 20000);
   ASSERT_TRUE(st.ok()) << st.message();
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Field(Ask(*a, kStats, ""), "server"), "game1");  // the binding survived

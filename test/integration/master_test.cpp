@@ -9,11 +9,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,7 +45,8 @@ enum : uint32_t {
   kSleep = 102,
 };
 constexpr uint32_t kErrorCommand = 0xFFFFFFFF;
-constexpr const char* kToken = "test-token";
+constexpr const char* kToken = "master-test-admin-token-0123";
+constexpr const char* kSecret = "master-test-cluster-secret-0123";
 
 void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 int64_t NowMs() {
@@ -101,7 +104,7 @@ class MasterTest : public ::testing::Test {
     }
     test::WriteFile(conf_, R"({
       "master": {"rootport": )" + std::to_string(root_port_) + R"(, "webport": )" + std::to_string(web_port_) +
-                               R"(, "admin_token": ")" + kToken + R"(", "cluster_secret": "s3cret",
+                               R"(, "admin_token": ")" + kToken + R"(", "cluster_secret": ")" + kSecret + R"(",
                  "log": "logs/master.log", "restart_backoff_ms": )" + std::to_string(backoff_ms_) + R"(,
                  "restart_backoff_max_ms": 400,
                  "give_up_restarts": 3, "give_up_window_s": 60, "stop_timeout_s": 5)" + master_extra + R"(},
@@ -114,9 +117,9 @@ class MasterTest : public ::testing::Test {
 
   // Starts the master and waits until every server is running.
   void StartMaster(const std::set<std::string>& expect_running = {}) {
-    // Plugin staging (and kept previous builds) private to this test.
-    master_ = Process::Start({test::LampyrBinary(), "--conf", conf_}, {"LAMPYR_STAGE_DIR=" + dir_.path() + "/stage"},
-                             dir_.path() + "/master.out");
+    // The state dir (builds that passed probation, crash records) is
+    // <dir>/state, next to the config: private to this test.
+    master_ = Process::Start({test::LampyrBinary(), "--conf", conf_}, {}, dir_.path() + "/master.out");
     ASSERT_TRUE(master_);
     const auto& want = expect_running.empty() ? names_ : expect_running;
     ASSERT_TRUE(WaitFor([&] {
@@ -553,65 +556,169 @@ TEST_F(MasterTest, ClusterReloadIsStagedAndARefusalUndoesNothing) {
   close(blocker);
 }
 
-TEST_F(MasterTest, CrashWithinProbationRollsBackToThePreviousBuild) {
-  const std::string plugin = dir_.path() + "/libroom.so";
-  InstallBuild(test::PluginPath("room"), plugin);
-  WriteConfig({{"game1", R"(, "plugins": ["room"], "builtins": {"echo": 200})"}}, "",
-              R"("plugins": {"room": {"path": "libroom.so"}},)");
-  StartMaster();
-  Json::Value room = View("game1")["plugins"][0];
-  ASSERT_EQ(room["name"], "room") << View("game1");
-  const std::string v1 = room["version"].asString();
+// game1 runs test_crash (one plugin, builds 1.0/2.0/3.0 that segfault on
+// command 2) on its own client port, with a short probation window.
+class MasterCrashTest : public MasterTest {
+ protected:
+  enum : uint32_t { kVersion = 1, kSegfault = 2 };
 
-  // A new build is deployed and reloaded: the master keeps the previous one.
-  InstallBuild(test::PluginPath("room_v2"), plugin);
-  HttpResponse r = Http("POST", "/reload", R"({"plugin": "room"})");
-  ASSERT_EQ(r.status, 200) << r.body;
-  Json::Value res = Parse(r.body)["results"][0];
-  ASSERT_TRUE(res["ok"].asBool()) << r.body;
-  const std::string previous = res["plugins"][0]["previous_build"].asString();
-  ASSERT_FALSE(previous.empty()) << r.body;
-  ASSERT_NE(res["plugins"][0]["new_version"].asString(), v1) << r.body;
+  void StartCrashCluster(uint32_t probation_s) {
+    game_port_ = test::FreePort();
+    Deploy("test_crash");
+    WriteConfig({{"game1", R"(, "plugins": ["test_crash"], "netport": )" + std::to_string(game_port_)}},
+                ", \"probation_s\": " + std::to_string(probation_s) + ", \"insecure_dev\": true",
+                R"("plugins": {"test_crash": {"path": "libtest_crash.so"}},)");
+    StartMaster();
+  }
+  void Deploy(const std::string& built) {
+    InstallBuild(test::PluginPath(built), dir_.path() + "/libtest_crash.so");
+  }
+  Json::Value Plugin() { return View("game1")["plugins"][0]; }
+  // "2.0" from the plugin itself, through game1's client port.
+  std::string Served() {
+    Client c;
+    Frame f;
+    if (!c.Connect("127.0.0.1", game_port_).ok() || !c.Call(kVersion, "", &f, 10000).ok()) return "";
+    size_t b = f.body.find("version=");
+    return b == std::string::npos ? f.body : f.body.substr(b + 8, f.body.find(' ', b) - b - 8);
+  }
+  void WaitPassed(const std::string& version) {
+    ASSERT_TRUE(WaitFor([&] { return Plugin()["passed"]["version"].asString() == version; })) << View("game1");
+  }
+  void ReloadOk() {
+    HttpResponse r = Http("POST", "/reload", R"({"plugin": "test_crash"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  // Segfaults game1's plugin; returns once the master runs a new process.
+  void CrashGame() {
+    const pid_t pid = Pid("game1");
+    ASSERT_GT(pid, 0);
+    Client c;
+    ASSERT_TRUE(c.Connect("127.0.0.1", game_port_).ok());
+    ASSERT_TRUE(c.Send(kSegfault, "").ok());
+    ASSERT_TRUE(WaitFor([&] {
+      Json::Value g = View("game1");
+      return g["state"] == "running" && g["pid"].asInt64() != pid && !g["plugins"].empty();
+    })) << Output();
+  }
+  std::string MasterLog() { return test::ReadFile(dir_.path() + "/logs/master.log"); }
+
+  uint16_t game_port_ = 0;
+};
+
+TEST_F(MasterCrashTest, SegfaultInAPluginIsTheLastCrashInStatus) {
+  StartCrashCluster(0);  // no probation: only the report
+  CrashGame();
   Json::Value v = View("game1");
-  EXPECT_EQ(v["probation"]["previous_builds"]["room"], previous) << v;
-  EXPECT_FALSE(v.isMember("rolled_back")) << v;
+  EXPECT_EQ(v["last_crash"]["signal"].asInt(), SIGSEGV) << v;
+  EXPECT_EQ(v["last_crash"]["plugin"], "test_crash") << v;
+  EXPECT_EQ(v["last_crash"]["generation"].asUInt64(), 1u) << v;
+  EXPECT_GT(v["last_crash"]["at"].asInt64(), 0) << v;
+  EXPECT_EQ(v["last_exit"].asString().rfind("killed by signal 11", 0), 0u) << v;
+  EXPECT_NE(MasterLog().find("in plugin test_crash generation 1"), std::string::npos) << MasterLog();
+  EXPECT_NE(test::ReadFile(dir_.path() + "/logs/game1.log").find("SIGSEGV"), std::string::npos);
+  EXPECT_EQ(Served(), "1.0");  // no probation, no rollback
+}
 
-  // The new build "crashes" the server within the window: it comes back
-  // with the previous build, and /status says so.
-  const pid_t pid = Pid("game1");
-  ASSERT_GT(pid, 0);
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  ASSERT_TRUE(WaitFor([&] {
-    Json::Value g = View("game1");
-    return g["state"] == "running" && g["pid"].asInt64() != pid;
-  })) << Output();
-  v = View("game1");
+TEST_F(MasterCrashTest, CrashInProbationRollsBackToTheLastBuildThatPassed) {
+  StartCrashCluster(2);
+  WaitPassed("1.0");
+  Deploy("test_crash_v2");
+  ReloadOk();
+  WaitPassed("2.0");
+  Deploy("test_crash_v3");
+  ReloadOk();
+  EXPECT_EQ(Served(), "3.0");
+  EXPECT_EQ(View("game1")["probation"]["plugins"][0], "test_crash") << View("game1");
+
+  CrashGame();
+  EXPECT_EQ(Served(), "2.0");
+  Json::Value v = View("game1");
+  EXPECT_EQ(v["plugins"][0]["source"], "rollback") << v;
   ASSERT_EQ(v["rolled_back"].size(), 1u) << v;
-  EXPECT_EQ(v["rolled_back"][0]["plugin"], "room") << v;
-  EXPECT_EQ(v["rolled_back"][0]["to"], previous) << v;
-  EXPECT_FALSE(v.isMember("probation")) << v;
-  EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
-  EXPECT_EQ(v["plugins"][0]["path"], previous) << v;
+  EXPECT_EQ(v["rolled_back"][0]["plugin"], "test_crash") << v;
+  EXPECT_EQ(v["rollback"][0], "test_crash") << v;
+  EXPECT_NE(MasterLog().find("rolling test_crash back to its last build that passed probation"), std::string::npos)
+      << MasterLog();
+}
 
-  // A crash after that is not a second rollback: the override stays.
-  ASSERT_EQ(kill(static_cast<pid_t>(v["pid"].asInt64()), SIGKILL), 0);
-  ASSERT_TRUE(WaitFor([&] {
-    Json::Value g = View("game1");
-    return g["state"] == "running" && g["restarts"].asInt() == 2;
-  })) << Output();
-  v = View("game1");
-  EXPECT_EQ(v["rolled_back"].size(), 1u) << v;
-  EXPECT_EQ(v["plugins"][0]["version"], v1) << v;
+TEST_F(MasterCrashTest, CrashRollsBackPastABuildThatNeverPassedAndRestartClearsTheOverride) {
+  StartCrashCluster(2);
+  WaitPassed("1.0");
+  Deploy("test_crash_v2");
+  ReloadOk();  // replaced before its window ends: it never passes
+  Deploy("test_crash_v3");
+  ReloadOk();
+  CrashGame();
+  EXPECT_EQ(Served(), "1.0");
+  EXPECT_EQ(Plugin()["source"], "rollback");
+
+  // A crash-restart keeps the override...
+  CrashGame();
+  EXPECT_EQ(Served(), "1.0");
+  EXPECT_EQ(View("game1")["rolled_back"].size(), 1u) << View("game1");
+
+  // ...an operator's restart clears it: the configured build serves again.
+  std::string out;
+  EXPECT_EQ(Ctl({"restart", "game1"}, &out), 0) << out;
+  ASSERT_TRUE(WaitFor([&] { return View("game1")["state"] == "running" && !Plugin().isNull(); }));
+  EXPECT_EQ(Served(), "3.0");
+  Json::Value v = View("game1");
+  EXPECT_EQ(v["plugins"][0]["source"], "config") << v;
+  EXPECT_FALSE(v.isMember("rollback")) << v;
+  EXPECT_NE(MasterLog().find("clears the rollback override of test_crash"), std::string::npos) << MasterLog();
+}
+
+TEST_F(MasterCrashTest, ReloadClearsTheRollbackOverride) {
+  StartCrashCluster(1);
+  WaitPassed("1.0");
+  Deploy("test_crash_v2");
+  ReloadOk();
+  CrashGame();
+  EXPECT_EQ(Served(), "1.0");
+
+  Deploy("test_crash_v3");
+  ReloadOk();
+  EXPECT_FALSE(View("game1").isMember("rollback")) << View("game1");
+  EXPECT_NE(MasterLog().find("clears the rollback override of test_crash"), std::string::npos) << MasterLog();
+  // Past its window, a crash restarts the configured build, not a rollback.
+  WaitPassed("3.0");
+  SleepMs(1200);
+  CrashGame();
+  EXPECT_EQ(Served(), "3.0");
+  EXPECT_EQ(Plugin()["source"], "config") << View("game1");
+  EXPECT_EQ(View("game1")["rolled_back"].size(), 1u) << View("game1");
+}
+
+TEST_F(MasterCrashTest, PlantedPreviousBuildIsNeverLoadedByARollback) {
+  StartCrashCluster(2);
+  SleepMs(2600);  // v1 passes its probation
+  Deploy("test_crash_v2");
+  ReloadOk();
+  // A valid build (3.0) planted, with the server's own owner and mode, where
+  // the server keeps its rollback build, and where earlier versions kept it.
+  for (const std::string& at :
+       {dir_.path() + "/state/game1/passed/test_crash.so", dir_.path() + "/stage/game1-previous/test_crash.so"}) {
+    std::filesystem::create_directories(std::filesystem::path(at).parent_path());
+    InstallBuild(test::PluginPath("test_crash_v3"), at);
+    ASSERT_EQ(chmod(at.c_str(), 0600), 0);
+  }
+  CrashGame();
+  EXPECT_EQ(Served(), "2.0");  // the configured build, not the planted one
+  std::string log = test::ReadFile(dir_.path() + "/logs/game1.log");
+  EXPECT_NE(log.find("rollback build of test_crash refused"), std::string::npos) << log;
 }
 
 TEST_F(MasterTest, ControlMethodsAnswerOnlyTheMaster) {
-  WriteConfig({{"game1", ""}});
-  StartMaster();
+  // "spy" is a configured node of another machine (the master does not
+  // start it): the test plays it.
+  WriteConfig({{"game1", ""}, {"spy", R"(, "host": "192.0.2.1")"}});
+  StartMaster({"gate", "net", "game1"});
   const pid_t pid = Pid("game1");
-  // A node of the cluster (it knows the secret) that is not the master
-  // reaches game1 through the gate and tries to steer it.
+  // A node of the cluster (it knows the secret and has a configured name)
+  // that is not the master reaches game1 through the gate and tries to steer it.
   EventLoop loop;
-  ChannelHub intruder(&loop, "intruder", "s3cret");
+  ChannelHub intruder(&loop, "spy", kSecret);
   intruder.Connect("gate", "127.0.0.1", gate_port_);
   ASSERT_TRUE(RunUntil(loop, [&] { return intruder.IsConnected("game1"); }));
   for (const char* method : {"lampyr.stop", "lampyr.status", "lampyr.reload", "lampyr.metrics"}) {
@@ -665,6 +772,21 @@ TEST_F(MasterTest, MasterNeedsARootport) {
   int st = p->Wait(10000);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
   EXPECT_NE(Output().find("master.rootport: required"), std::string::npos) << Output();
+}
+
+// A state dir that is a symlink (it could point anywhere another user
+// chose) stops the whole cluster before any server starts.
+TEST_F(MasterTest, MasterRefusesASymlinkedStateDir) {
+  WriteConfig({{"game1", ""}}, ", \"insecure_dev\": true");
+  std::filesystem::create_directories(dir_.path() + "/elsewhere");
+  ASSERT_EQ(symlink((dir_.path() + "/elsewhere").c_str(), (dir_.path() + "/state").c_str()), 0);
+  auto p = Process::Start({test::LampyrBinary(), "--conf", conf_}, {}, dir_.path() + "/master.out");
+  ASSERT_TRUE(p);
+  int st = p->Wait(10000);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+  const std::string log = test::ReadFile(dir_.path() + "/logs/master.log");
+  EXPECT_NE(log.find("master.state_dir: " + dir_.path() + "/state: is a symbolic link"), std::string::npos) << log;
+  EXPECT_FALSE(test::WaitForPort("127.0.0.1", web_port_, 100));
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 // client sockets talk to it over loopback.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <stdexcept>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "core/event_loop.h"
+#include "core/metrics.h"
 #include "lampyr_client.h"
 #include "net/dispatch.h"
 #include "net/frame_codec.h"
@@ -49,6 +52,9 @@ class PushServer {
     proto.idle_timeout_s = 0;
     net_ = std::make_unique<NetServer>(&loop_, proto, &commands_, kNode);
     InstallHandlers();
+    net_->AddOpenCallback([this](SessionId, const std::string&) {
+      if (throw_on_open_) throw std::runtime_error("open callback failed");
+    });
     Status s = net_->Listen("127.0.0.1", 0);
     if (!s.ok()) throw std::runtime_error(s.message());
     thread_ = std::thread([this] { loop_.Run(); });
@@ -59,6 +65,8 @@ class PushServer {
     net_.reset();
   }
   uint16_t port() const { return net_->port(); }
+  // The next session opens get an exception out of an open callback.
+  std::atomic<bool> throw_on_open_{false};
 
  private:
   static std::pair<std::string, std::string> SplitBar(std::string_view body) {
@@ -282,6 +290,23 @@ TEST_F(NetPushTest, ReplyToAClosedSessionIsDroppedQuietly) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto other = Connect();
   EXPECT_EQ(CallOk(other.get(), kEcho, "ok"), "ok");
+}
+
+// An exception that escapes host code run by libevent (here an open callback
+// inside the accept) stops at the loop's boundary: logged, counted, and the
+// server and every other session keep going.
+TEST_F(NetPushTest, ExceptionOutOfACallbackDoesNotTakeTheServerDown) {
+  auto before = Connect();
+  ASSERT_EQ(CallOk(before.get(), kEcho, "accepted"), "accepted");
+  const int64_t escaped = Metrics().Value("lampyr_callback_exceptions_total", "where=\"net accept\"");
+  server_.throw_on_open_ = true;
+  auto during = Connect();
+  ASSERT_EQ(CallOk(during.get(), kEcho, "opened anyway"), "opened anyway");
+  server_.throw_on_open_ = false;
+  EXPECT_EQ(Metrics().Value("lampyr_callback_exceptions_total", "where=\"net accept\""), escaped + 1);
+  EXPECT_EQ(CallOk(before.get(), kEcho, "still here"), "still here");
+  auto after = Connect();
+  EXPECT_EQ(CallOk(after.get(), kEcho, "and new ones"), "and new ones");
 }
 
 }  // namespace

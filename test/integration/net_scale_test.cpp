@@ -37,7 +37,8 @@ double JsonNumber(const std::string& json, const std::string& key) {
 
 class NetScaleTest : public ::testing::Test {
  protected:
-  void SetUp() override { StartServer(R"({"echo": 1})", "{}"); }
+  // Every connection comes from 127.0.0.1: no per-address limit.
+  void SetUp() override { StartServer(R"({"echo": 1})", R"({"max_connections_per_ip": 0})"); }
 
   void StartServer(const std::string& builtins, const std::string& protocol) {
     rlimit rl;  // 1,000 client sockets here, 1,000 in lampyr-bench
@@ -123,7 +124,7 @@ TEST_F(NetScaleTest, ManyIdleSessionsEachAnsweredThenServerStillServes) {
 // must still be its request's, in order.
 class NetScaleAsyncTest : public NetScaleTest {
  protected:
-  void SetUp() override { StartServer(R"({"echo": 1, "sleep": 5})", R"({"max_inflight": 4})"); }
+  void SetUp() override { StartServer(R"({"echo": 1, "sleep": 5})", R"({"max_inflight": 4, "max_connections_per_ip": 0})"); }
 };
 
 TEST_F(NetScaleAsyncTest, AsyncRepliesUnderBackpressureStayCorrectAndInOrder) {

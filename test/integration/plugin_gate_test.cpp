@@ -22,7 +22,7 @@ std::vector<unsigned char> Bytes(const std::string& path) {
 }
 
 TEST(PluginGate, SdkBuildsPass) {
-  for (const char* name : {"echo", "room", "room_v2", "gate_router", "test_drain"}) {
+  for (const char* name : {"echo", "room", "room_v2", "gate_router", "test_drain", "account", "test_work"}) {
     Status s = plugin::CheckPluginFile(PluginPath(name), kEntry);
     EXPECT_TRUE(s.ok()) << name << ": " << s.message();
   }
@@ -34,7 +34,8 @@ TEST(PluginGate, EachBadBuildIsRefusedForItsReason) {
     const char* reason;
   };
   for (const Case& c : {Case{"test_unique", "STB_GNU_UNIQUE"}, Case{"test_tls", "__cxa_thread_atexit"},
-                        Case{"test_no_entry", "does not export the entry symbol"}}) {
+                        Case{"test_no_entry", "does not export the entry symbol"},
+                        Case{"test_thread", "plugins may not start threads"}}) {
     Status s = plugin::CheckPluginFile(PluginPath(c.plugin), kEntry);
     ASSERT_FALSE(s.ok()) << c.plugin;
     EXPECT_NE(s.message().find(c.reason), std::string::npos) << c.plugin << ": " << s.message();

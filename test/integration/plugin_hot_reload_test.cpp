@@ -29,16 +29,16 @@ using client::Frame;
 constexpr uint32_t kJoin = 100, kSay = 102, kStats = 104, kPushSay = 111;
 constexpr uint32_t kErrorCommand = 0xFFFFFFFF;
 
-// /proc/PID/maps lines that name a staged copy of `plugin`.
-int MappedCopies(pid_t pid, const std::string& stage_dir, const std::string& plugin) {
+// Generations of `plugin` mapped in the process: each is loaded from its own
+// sealed memfd, which /proc/PID/maps shows as "/memfd:lampyr:<plugin>.gen<N>".
+int MappedCopies(pid_t pid, const std::string& plugin) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
   std::set<std::string> files;
   std::string line;
+  const std::string name = "/memfd:lampyr:" + plugin + ".gen";
   while (std::getline(in, line)) {
-    size_t p = line.find(stage_dir);
-    if (p == std::string::npos) continue;
-    std::string file = line.substr(p);
-    if (file.find("/" + plugin + ".gen") != std::string::npos) files.insert(file);
+    size_t p = line.find(name);
+    if (p != std::string::npos) files.insert(line.substr(p));
   }
   return static_cast<int>(files.size());
 }
@@ -68,7 +68,6 @@ class PluginReloadTest : public ::testing::Test {
   void Start(const std::vector<std::pair<std::string, std::string>>& plugins, const std::string& extra_server = "") {
     netport_ = FreePort();
     webport_ = FreePort();
-    stage_ = dir_.path() + "/stage";
     std::string names, entries;
     for (const auto& [name, lib] : plugins) {
       Deploy(lib, name);
@@ -77,12 +76,11 @@ class PluginReloadTest : public ::testing::Test {
                  ".so\", \"drain_timeout_s\": 10}";
     }
     conf_ = dir_.path() + "/lampyr.json";
-    WriteFile(conf_, "{\"master\": {\"admin_token\": \"tok\"},\n"
+    WriteFile(conf_, "{\"master\": {\"admin_token\": \"tok\", \"insecure_dev\": true},\n"
                      "\"servers\": {\"game\": {\"netport\": " + std::to_string(netport_) +
                          ", \"webport\": " + std::to_string(webport_) + ", \"plugins\": [" + names + "]" +
                          extra_server + "}},\n\"plugins\": {" + entries + "}}\n");
-    server_ = Process::Start({LampyrBinary(), "--conf", conf_, "--server", "game"}, {"LAMPYR_STAGE_DIR=" + stage_},
-                             dir_.path() + "/game.out");
+    server_ = Process::Start({LampyrBinary(), "--conf", conf_, "--server", "game"}, {}, dir_.path() + "/game.out");
     ASSERT_TRUE(server_);
     ASSERT_TRUE(WaitForPort("127.0.0.1", netport_, 10000)) << ReadFile(dir_.path() + "/game.out");
     ASSERT_TRUE(WaitForPort("127.0.0.1", webport_, 10000));
@@ -156,7 +154,7 @@ class PluginReloadTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::string conf_, stage_;
+  std::string conf_;
   uint16_t netport_ = 0, webport_ = 0;
   std::unique_ptr<Process> server_;
 };
@@ -226,7 +224,7 @@ TEST_P(PluginRefusalTest, OldGenerationKeepsServingWithIdenticalState) {
   Json::Value st = PluginStatus("room");
   EXPECT_EQ(st["generation"].asUInt64(), 1u);
   EXPECT_EQ(st["last_error"].asString(), error);
-  EXPECT_EQ(MappedCopies(server_->pid(), stage_, "room"), 1);
+  EXPECT_EQ(MappedCopies(server_->pid(), "room"), 1);
   CallBody(*bob, kSay, "still served");
   EXPECT_TRUE(ReceivePush(*alice, kPushSay, "still served"));
 
@@ -278,7 +276,7 @@ TEST_F(PluginReloadTest, DrainingGenerationFinishesItsWorkThenUnloads) {
   EXPECT_EQ(st["generation"].asUInt64(), 2u);
   ASSERT_EQ(st["draining"].size(), 1u);
   EXPECT_EQ(st["draining"][0]["generation"].asUInt64(), 1u);
-  EXPECT_EQ(MappedCopies(server_->pid(), stage_, "test_drain"), 2);
+  EXPECT_EQ(MappedCopies(server_->pid(), "test_drain"), 2);
 
   // New work goes to generation 2 at once.
   auto fresh = Connect();
@@ -297,7 +295,7 @@ TEST_F(PluginReloadTest, DrainingGenerationFinishesItsWorkThenUnloads) {
   st = PluginStatus("test_drain");
   EXPECT_EQ(st["draining"].size(), 0u);
   EXPECT_EQ(st["pinned"].size(), 0u);
-  EXPECT_EQ(MappedCopies(server_->pid(), stage_, "test_drain"), 1);
+  EXPECT_EQ(MappedCopies(server_->pid(), "test_drain"), 1);
 }
 
 TEST_F(PluginReloadTest, ConcurrentReloadRequestsAreQueued) {
@@ -372,11 +370,11 @@ TEST_F(PluginReloadTest, SoakThousandReloadCycles) {
   for (int i = 0; i < cycles; ++i) {
     Deploy(i % 2 == 0 ? "room_v2" : "room", "room");
     ASSERT_EQ(Reload("room", &a), 200) << "cycle " << i << ": " << a.toStyledString();
-    max_copies = std::max(max_copies, MappedCopies(pid, stage_, "room"));
+    max_copies = std::max(max_copies, MappedCopies(pid, "room"));
     // The drained generation retires one loop turn after the swap.
     int copies = 0;
     for (int t = 0; t < 200; ++t) {
-      copies = MappedCopies(pid, stage_, "room");
+      copies = MappedCopies(pid, "room");
       if (copies == 1) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

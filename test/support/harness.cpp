@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -74,7 +75,9 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
-uint16_t FreePort() {
+namespace {
+// One free port, as the kernel hands it out now (it may hand the same one out again).
+uint16_t KernelFreePort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + strerror(errno));
   sockaddr_in a{};
@@ -90,6 +93,19 @@ uint16_t FreePort() {
   }
   close(fd);
   return ntohs(a.sin_port);
+}
+}  // namespace
+
+uint16_t FreePort() {
+  // The kernel may return a port it just returned (nothing is bound to it yet), so a test
+  // asking for three ports in a row could get one twice (CI: "port ... is already used by
+  // master.rootport"). Never hand out the same port twice in one test process.
+  static std::set<uint16_t> given;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    uint16_t port = KernelFreePort();
+    if (given.insert(port).second) return port;
+  }
+  throw std::runtime_error("FreePort: no fresh port after 1000 attempts");
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

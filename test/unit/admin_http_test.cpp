@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <json/reader.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <stdexcept>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -20,6 +23,7 @@
 #include "admin/http_client.h"
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 namespace lampyr {
 namespace {
@@ -37,8 +41,8 @@ Json::Value Parse(const std::string& text) {
 
 class AdminHttpTest : public ::testing::Test {
  protected:
-  void Start(const std::string& token) {
-    http_ = std::make_unique<AdminHttp>(&loop_, token);
+  void Start(const std::string& token, AdminLimits limits = {}) {
+    http_ = std::make_unique<AdminHttp>(&loop_, token, limits);
     http_->Route("GET", "/hello", false, [](const AdminRequest& req, AdminHttp::Done done) {
       Json::Value v;
       v["hello"] = "world";
@@ -60,6 +64,9 @@ class AdminHttpTest : public ::testing::Test {
       cv_.notify_all();
     });
     http_->Route("GET", "/drop", false, [](const AdminRequest&, AdminHttp::Done) {});
+    http_->Route("GET", "/throw", false, [](const AdminRequest&, AdminHttp::Done) {
+      throw std::runtime_error("handler bug");
+    });
     ASSERT_TRUE(http_->Listen("127.0.0.1", 0).ok());
     port_ = http_->port();
     ASSERT_NE(port_, 0);
@@ -84,6 +91,22 @@ class AdminHttpTest : public ::testing::Test {
     Status st = HttpCall("127.0.0.1", port_, method, path, body, headers, &resp, 10000);
     EXPECT_TRUE(st.ok()) << st.message();
     return resp;
+  }
+
+  // Reads the number of open connections on the loop thread.
+  size_t OpenConnections() {
+    std::promise<size_t> p;
+    auto f = p.get_future();
+    loop_.Post([&] { p.set_value(http_->open_connections()); });
+    return f.get();
+  }
+  // Polls until the server counts `n` open connections (bounded).
+  bool WaitOpen(size_t n) {
+    for (int i = 0; i < 2000; ++i) {
+      if (OpenConnections() == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
   }
 
   // Waits until a /later request is parked (the handler ran).
@@ -123,7 +146,9 @@ TEST_F(AdminHttpTest, TextRouteKeepsItsContentType) {
 }
 
 TEST_F(AdminHttpTest, MutatingCallWithoutTokenIs401AndDoesNothing) {
-  Start(kToken);
+  AdminLimits limits;
+  limits.auth.free_failures = 100;  // this test is about the comparison, not the back-off
+  Start(kToken, limits);
   HttpResponse r = Call("POST", "/act", "{\"a\":1}");
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(Parse(r.body)["error"].asString(), "unauthorized");
@@ -320,6 +345,147 @@ TEST_F(AdminHttpTest, MutatingCallsAreLoggedWithoutTheToken) {
   EXPECT_NE(text.find("-> 200"), std::string::npos) << text;
   EXPECT_NE(text.find("wrong token"), std::string::npos) << text;
   EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+}
+
+TEST_F(AdminHttpTest, BodyOnARouteThatTakesNoneIs400) {
+  Start(kToken);
+  HttpResponse r = Call("GET", "/hello", "{\"a\":1}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(Parse(r.body)["error"].asString().find("takes no request body"), std::string::npos) << r.body;
+  // Not even looked at: a body no JSON parser could survive is the same 400.
+  EXPECT_EQ(Call("GET", "/hello", std::string(5000, '[')).status, 400);
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
+}
+
+TEST_F(AdminHttpTest, NestingBeyondTheLimitIs400NamingIt) {
+  Start(kToken);
+  const std::string auth = std::string("Bearer ") + kToken;
+  const size_t limit = AdminLimits{}.max_json_depth;
+  HttpResponse r = Call("POST", "/act", std::string(limit, '[') + std::string(limit, ']'), auth);
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = Call("POST", "/act", std::string(limit + 1, '[') + std::string(limit + 1, ']'), auth);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(Parse(r.body)["error"].asString().find("nested deeper than 32 levels"), std::string::npos) << r.body;
+  // Brackets inside strings are text, not nesting.
+  r = Call("POST", "/act", "{\"a\": \"" + std::string(1000, '[') + "\"}", auth);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(acted_.load(), 2);
+}
+
+TEST_F(AdminHttpTest, AnExceptionInAHandlerIs500AndTheLoopGoesOn) {
+  Start(kToken);
+  const int64_t before = Metrics().Value("lampyr_callback_exceptions_total", "where=\"admin\"");
+  HttpResponse r = Call("GET", "/throw");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(Metrics().Value("lampyr_callback_exceptions_total", "where=\"admin\""), before + 1);
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
+  EXPECT_EQ(http_->pending(), 0u);
+}
+
+TEST_F(AdminHttpTest, EveryWayAConnectionEndsIsCounted) {
+  Start(kToken);
+  // Answered and closed by the client.
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
+  // Gone in the middle of a request line.
+  int fd = ConnectRaw(port_);
+  ASSERT_EQ(write(fd, "GET /hel", 8), 8);
+  ASSERT_TRUE(WaitOpen(1));
+  close(fd);
+  // Gone while a handler still works on its request.
+  fd = ConnectRaw(port_);
+  std::string req = std::string("POST /later HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + kToken +
+                    "\r\nContent-Length: 2\r\n\r\n{}";
+  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  WaitParked(1);
+  close(fd);
+  // Kept alive after an answer, then closed.
+  fd = ConnectRaw(port_);
+  const std::string keep = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(write(fd, keep.data(), keep.size()), static_cast<ssize_t>(keep.size()));
+  char buf[512];
+  ASSERT_GT(read(fd, buf, sizeof buf), 0);
+  close(fd);
+  // Refused by evhttp itself (a malformed request line).
+  fd = ConnectRaw(port_);
+  ASSERT_EQ(write(fd, "\x01\x02 nonsense\r\n\r\n", 15), 15);
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+  close(fd);
+  // evhttp stops reading while a handler works, so the one whose client
+  // left mid-handler stays (with its descriptor) until its answer is sent.
+  EXPECT_TRUE(WaitOpen(1)) << OpenConnections();
+  loop_.Post([this] { parked_[0](200, Json::Value("late")); });
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
+  EXPECT_TRUE(WaitOpen(0));
+}
+
+TEST_F(AdminHttpTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
+  AdminLimits limits;
+  limits.max_connections = 2;
+  Start(kToken, limits);
+  int a = ConnectRaw(port_), b = ConnectRaw(port_);
+  ASSERT_TRUE(WaitOpen(2));
+  // The third is accepted by the kernel (backlog) but not by the server.
+  HttpResponse third;
+  Status st;
+  std::thread client([&] { st = HttpCall("127.0.0.1", port_, "GET", "/hello", "", {}, &third, 10000); });
+  // Without a cap the server would take it: its count would reach 3.
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_LE(OpenConnections(), 2u);
+  }
+  close(a);
+  client.join();
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(third.status, 200);
+  close(b);
+  EXPECT_TRUE(WaitOpen(0));
+}
+
+TEST_F(AdminHttpTest, ARequestThatNeverCompletesIsCutAtTheDeadline) {
+  AdminLimits limits;
+  limits.request_timeout_s = 0.2;
+  Start(kToken, limits);
+  int fd = ConnectRaw(port_);
+  ASSERT_EQ(write(fd, "GET /hello HTTP/1.1\r\n", 21), 21);
+  char c;
+  // The server closes it (read returns 0); the guard only stops a hang.
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  EXPECT_EQ(read(fd, &c, 1), 0);
+  close(fd);
+  EXPECT_TRUE(WaitOpen(0));
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
+}
+
+TEST_F(AdminHttpTest, AHandlerMayTakeLongerThanTheDeadline) {
+  AdminLimits limits;
+  limits.request_timeout_s = 0.2;  // evhttp's own timeout becomes 1 s
+  Start(kToken, limits);
+  HttpResponse resp;
+  Status st;
+  std::thread client([&] {
+    st = HttpCall("127.0.0.1", port_, "POST", "/later", "{}", {{"Authorization", std::string("Bearer ") + kToken}},
+                  &resp, 10000);
+  });
+  WaitParked(1);
+  // Longer than both timeouts: the deadline covers receiving, not handling.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  loop_.Post([this] { parked_[0](202, Json::Value("slow but fine")); });
+  client.join();
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(resp.status, 202);
+}
+
+TEST_F(AdminHttpTest, WrongTokensFromOneAddressAreAnswered429) {
+  Start(kToken);
+  const std::string right = std::string("Bearer ") + kToken;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Call("POST", "/act", "{}", "Bearer nope").status, 401) << i;
+  HttpResponse r = Call("POST", "/act", "{}", right);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.Header("retry-after"), "1");
+  EXPECT_EQ(acted_.load(), 0);
+  EXPECT_EQ(Call("GET", "/hello").status, 200);
 }
 
 TEST(AdminToken, ConstantTimeCompareMatchesOnlyTheExactHeader) {

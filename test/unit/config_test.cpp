@@ -202,6 +202,26 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigDirectory) {
   EXPECT_EQ(config_.plugins.at("room").path, root + "/plugins/libroom.so");
 }
 
+// The state dir (docs/plugins.md) is "state" next to the config unless set;
+// the stall threshold of a server is the master's unless it has its own.
+TEST_F(ConfigTest, StateDirAndLoopStallDefaults) {
+  ASSERT_TRUE(Load(kGoodConfig).ok()) << Dump();
+  const std::string root = fs::path(tmp_.path()).lexically_normal().string();
+  EXPECT_EQ(config_.master.state_dir, root + "/conf/state");
+  EXPECT_EQ(config_.master.loop_stall_ms, 100u);
+  EXPECT_EQ(config_.servers.at("gate").loop_stall_ms, 100u);
+  std::string text = Edit("\"log\": \"../logs/master.log\"",
+                          "\"log\": \"../logs/master.log\", \"state_dir\": \"../var\", \"loop_stall_ms\": 250");
+  text = Edit("\"plugins\": [\"gate_router\"]", "\"plugins\": [\"gate_router\"], \"loop_stall_ms\": 0", text);
+  ASSERT_TRUE(Load(text).ok()) << Dump();
+  EXPECT_EQ(Dump().find("unknown key"), std::string::npos) << Dump();
+  EXPECT_EQ(config_.master.state_dir, root + "/var");
+  EXPECT_EQ(config_.servers.at("gate").loop_stall_ms, 0u);     // its own: off
+  EXPECT_EQ(config_.servers.at("net").loop_stall_ms, 250u);    // the master's
+  ASSERT_FALSE(Load(Edit("\"rootport\": 9999", "\"rootport\": 9999, \"loop_stall_ms\": -1")).ok());
+  EXPECT_TRUE(HasError("master.loop_stall_ms", "expected integer")) << Dump();
+}
+
 TEST_F(ConfigTest, UnknownServerInRemoteport) {
   EXPECT_FALSE(Load(Edit(R"("remoteport": [{"rootname": "gate"}])", R"("remoteport": [{"rootname": "gaet"}])")).ok());
   ConfigIssue e = OnlyError();
@@ -301,6 +321,69 @@ TEST_F(ConfigTest, BadProtocolHead) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.head);
     EXPECT_FALSE(Load(Edit("[1, 2, 3, 4]", c.head)).ok());
+    EXPECT_EQ(OnlyError().path, c.path);
+  }
+}
+
+TEST_F(ConfigTest, ProtocolConnectionLimits) {
+  // Defaults (docs/protocol.md "Limits"): rate off, the rest on.
+  ASSERT_TRUE(Load(kGoodConfig).ok()) << Dump();
+  EXPECT_EQ(config_.protocol.max_connections_per_ip, 256u);
+  EXPECT_EQ(config_.protocol.output_budget_bytes, 256u << 20);
+  EXPECT_EQ(config_.protocol.rate.per_s, 0u);
+  const std::string limits = R"("heartbeat_command": 99, "max_connections_per_ip": 0, "sndbuf_bytes": 0,
+      "rcvbuf_bytes": 32768, "output_high_water_bytes": 8192, "output_budget_bytes": 68719476736,
+      "rate": {"per_s": 50})";
+  ASSERT_TRUE(Load(Edit(R"("heartbeat_command": 99)", limits)).ok()) << Dump();
+  EXPECT_EQ(config_.protocol.max_connections_per_ip, 0u);
+  EXPECT_EQ(config_.protocol.sndbuf_bytes, 0u);
+  EXPECT_EQ(config_.protocol.rcvbuf_bytes, 32768u);
+  EXPECT_EQ(config_.protocol.output_high_water_bytes, 8192u);
+  EXPECT_EQ(config_.protocol.output_budget_bytes, uint64_t{64} << 30);
+  EXPECT_EQ(config_.protocol.rate.per_s, 50u);
+  EXPECT_EQ(config_.protocol.rate.burst, 50u);  // one second's worth unless given
+  struct Case {
+    const char* text;
+    const char* path;
+  } cases[] = {
+      {R"("rate": 10)", "protocol.rate"},
+      {R"("rate": {"per_s": -1})", "protocol.rate.per_s"},
+      {R"("rate": {"per_s": 10, "burst": 0})", "protocol.rate.burst"},
+      {R"("max_connections_per_ip": "many")", "protocol.max_connections_per_ip"},
+      {R"("sndbuf_bytes": 1073741824)", "protocol.sndbuf_bytes"},
+      {R"("output_high_water_bytes": 10)", "protocol.output_high_water_bytes"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_FALSE(Load(Edit(R"("heartbeat_command": 99)", std::string(R"("heartbeat_command": 99, )") + c.text)).ok());
+    EXPECT_EQ(OnlyError().path, c.path);
+  }
+}
+
+TEST_F(ConfigTest, WebSocketKeys) {
+  ASSERT_TRUE(Load(kGoodConfig).ok()) << Dump();
+  EXPECT_EQ(config_.protocol.ws_path, "/");
+  EXPECT_TRUE(config_.protocol.ws_origins.empty());
+  const std::string ws = R"("heartbeat_command": 99, "ws_path": "/game", "ws_origins": ["https://play.example"],
+      "ws_tls": {"cert": "tls/chain.pem", "key": "/etc/lampyr/key.pem"})";
+  ASSERT_TRUE(Load(Edit(R"("heartbeat_command": 99)", ws)).ok()) << Dump();
+  EXPECT_EQ(config_.protocol.ws_path, "/game");
+  EXPECT_EQ(config_.protocol.ws_origins, std::vector<std::string>{"https://play.example"});
+  EXPECT_EQ(config_.protocol.ws_tls_cert, config_.dir + "/tls/chain.pem");  // relative to the config file
+  EXPECT_EQ(config_.protocol.ws_tls_key, "/etc/lampyr/key.pem");
+  struct Case {
+    const char* text;
+    const char* path;
+  } cases[] = {
+      {R"("ws_path": "game")", "protocol.ws_path"},
+      {R"("ws_path": "/a b")", "protocol.ws_path"},
+      {R"("ws_path": "/a?b")", "protocol.ws_path"},
+      {R"("ws_origins": "https://x")", "protocol.ws_origins"},
+      {R"("ws_tls": {"cert": "c.pem"})", "protocol.ws_tls.key"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_FALSE(Load(Edit(R"("heartbeat_command": 99)", std::string(R"("heartbeat_command": 99, )") + c.text)).ok());
     EXPECT_EQ(OnlyError().path, c.path);
   }
 }
@@ -426,6 +509,35 @@ TEST_F(ConfigTest, EmptyEnvironmentValueDoesNotEraseTheFileSecret) {
   EXPECT_EQ(config_.master.admin_token, "file-token");
 }
 
+// Firefly's "app"/"reload" name Python modules: next to "plugins" they are
+// leftovers (a warning); instead of it, the server would run no gameplay, so
+// the config is refused with what to write instead.
+TEST_F(ConfigTest, FireflyAppWithoutPluginsIsAnErrorThatSaysWhatToWrite) {
+  EXPECT_FALSE(Load(Edit(R"("plugins": ["room", "account"])", R"("app": "app.gameserver", "reload": "app.reload")")).ok());
+  ASSERT_TRUE(HasError("servers.game1.app", "write \"plugins\": [\"gameserver\"] in servers.game1")) << Dump();
+  EXPECT_TRUE(HasError("servers.game1.app", "\"plugins\": {\"gameserver\": {\"path\": \"libgameserver.so\"}}")) << Dump();
+  EXPECT_TRUE(HasError("servers.game1.reload", "Python module")) << Dump();
+}
+
+TEST_F(ConfigTest, FireflyAppNextToPluginsIsOnlyAWarning) {
+  ASSERT_TRUE(Load(Edit(R"("plugins": ["room", "account"])", R"("plugins": ["room"], "app": "app.game")")).ok()) << Dump();
+  ASSERT_EQ(issues_.size(), 1u) << Dump();
+  EXPECT_TRUE(issues_[0].warning);
+  EXPECT_EQ(issues_[0].path, "servers.game1.app");
+}
+
+// The config may be checked on another machine than the one that runs it:
+// a CPU this machine lacks is a warning at load, a refusal at start
+// (integration test server_cpu_test).
+TEST_F(ConfigTest, CpuThisMachineLacksIsWarned) {
+  ASSERT_TRUE(Load(Edit(R"("log_level": "debug")", R"("log_level": "debug", "cpu": 4095)")).ok()) << Dump();
+  ASSERT_EQ(issues_.size(), 1u) << Dump();
+  EXPECT_TRUE(issues_[0].warning);
+  EXPECT_EQ(issues_[0].path, "servers.game1.cpu");
+  EXPECT_NE(issues_[0].reason.find("refuse to start"), std::string::npos) << Dump();
+  EXPECT_EQ(config_.servers.at("game1").cpu, 4095);
+}
+
 // --- the real binary ---------------------------------------------------------
 
 struct RunResult {
@@ -447,9 +559,13 @@ RunResult RunLampyr(const std::string& args, const std::string& env = "") {
   return r;
 }
 
+// Long random secrets, as an operator sets them (the file's are too short).
+const char* kGoodSecretsEnv =
+    "LAMPYR_ADMIN_TOKEN=3b1f0c9e5a7d42e8b6c1f0a9 LAMPYR_CLUSTER_SECRET=9d2e7a4c1b8f53e0a6d9c2b7";
+
 TEST_F(ConfigTest, CheckOfAGoodConfigExitsZero) {
   Write(conf_, kGoodConfig);
-  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check", kGoodSecretsEnv);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("OK"), std::string::npos) << r.output;
 }
@@ -480,6 +596,85 @@ TEST_F(ConfigTest, CheckNeverPrintsSecrets) {
     EXPECT_EQ(r.output.find(secret), std::string::npos) << secret << " leaked:\n" << r.output;
 }
 
+// --- secrets (issue 8, item 4) ----------------------------------------------
+
+TEST_F(ConfigTest, SampleSecretsStopEveryProcessNamingThePath) {
+  std::string text = Edit(R"("admin_token": "file-token")", R"("admin_token": "change-me")");
+  text = Edit(R"("cluster_secret": "file-secret")", R"("cluster_secret": "change-me-too")", text);
+  Write(conf_, text);
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  for (const char* line : {"master.cluster_secret: is the sample value of the shipped configs",
+                           "master.admin_token: is the sample value of the shipped configs"})
+    EXPECT_NE(r.output.find(line), std::string::npos) << "missing \"" << line << "\" in:\n" << r.output;
+  // A real start is refused the same way, before anything listens (`timeout`
+  // only ends a server that wrongly started).
+  r = RunLampyr("--conf '" + conf_ + "' --server gate", "timeout 20");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("master.cluster_secret: is the sample value"), std::string::npos) << r.output;
+}
+
+TEST_F(ConfigTest, TheShippedConfigsSecretsAreRefused) {
+  for (const char* name : {"cluster.json", "single.json"}) {
+    const std::string file = std::string(LAMPYR_SOURCE_DIR) + "/conf/" + name;
+    std::string text;
+    ASSERT_TRUE(ReadConfigFile(file, &text).ok()) << file;
+    Config c;
+    std::vector<ConfigIssue> issues;
+    ASSERT_TRUE(ParseConfig(text, "/", &c, &issues, /*apply_env=*/false, /*check_files=*/false).ok()) << name;
+    issues = CheckSecrets(c);
+    ASSERT_FALSE(issues.empty()) << name;
+    for (const auto& issue : issues) {
+      EXPECT_FALSE(issue.warning) << name << ": " << issue.ToString();
+      EXPECT_NE(issue.reason.find("sample value"), std::string::npos) << name << ": " << issue.ToString();
+    }
+  }
+}
+
+TEST_F(ConfigTest, TheEnvironmentsSecretsAreTheOnesChecked) {
+  Write(conf_, kGoodConfig);
+  // Short values in the file, long ones in the environment: fine.
+  EXPECT_EQ(RunLampyr("--conf '" + conf_ + "' --check", kGoodSecretsEnv).exit_code, 0);
+  // A short value in the environment wins over the file, and is refused.
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check",
+                          "LAMPYR_ADMIN_TOKEN=3b1f0c9e5a7d42e8b6c1f0a9 LAMPYR_CLUSTER_SECRET=short-5d0b");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("master.cluster_secret (from LAMPYR_CLUSTER_SECRET): is shorter than 16 bytes"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("short-5d0b"), std::string::npos) << "the secret leaked:\n" << r.output;
+  // The sample values from the environment too.
+  r = RunLampyr("--conf '" + conf_ + "' --check",
+                "LAMPYR_ADMIN_TOKEN=change-me LAMPYR_CLUSTER_SECRET=9d2e7a4c1b8f53e0a6d9c2b7");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("master.admin_token (from LAMPYR_ADMIN_TOKEN): is the sample value"), std::string::npos)
+      << r.output;
+}
+
+TEST_F(ConfigTest, InsecureDevAcceptsWeakSecretsWithAWarning) {
+  std::string text = Edit(R"("admin_token": "file-token")", R"("admin_token": "change-me", "insecure_dev": true)");
+  Write(conf_, text);
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: master.admin_token: is the sample value"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("accepted because master.insecure_dev is true"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("unknown key"), std::string::npos) << r.output;
+}
+
+TEST_F(ConfigTest, EmptyTokenMeansReadOnlyEmptySecretIsRefusedWhenServersLink) {
+  std::string text = Edit(R"("admin_token": "file-token", )", "");
+  text = Edit(R"("cluster_secret": "file-secret", )", "", text);
+  Write(conf_, text);
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("master.cluster_secret: is required when servers link"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("master.admin_token"), std::string::npos) << r.output;
+  // No links at all: no secret needed.
+  Write(conf_, R"({"servers": {"solo": {"netport": 11009, "webport": 11008}}})");
+  r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 // Found by fuzz_config: jsoncpp throws on nesting beyond its stack limit,
 // which killed `lampyr --check` with an uncaught exception.
 TEST_F(ConfigTest, DeeplyNestedJsonIsAnErrorNotACrash) {
@@ -491,11 +686,65 @@ TEST_F(ConfigTest, DeeplyNestedJsonIsAnErrorNotACrash) {
   EXPECT_NE(r.output.find("(document): invalid JSON"), std::string::npos) << r.output;
 }
 
+TEST_F(ConfigTest, CheckOfAFireflyConfigWithoutPluginsFailsNamingWhatToWrite) {
+  Write(conf_, Edit(R"("plugins": ["room", "account"])", R"("app": "app.gameserver")"));
+  RunResult r = RunLampyr("--conf '" + conf_ + "' --check");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("servers.game1.app: Firefly's \"app\" (\"app.gameserver\") names a Python module"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"plugins\": [\"gameserver\"]"), std::string::npos) << r.output;
+}
+
 TEST_F(ConfigTest, CheckOfAMissingFileFails) {
   RunResult r = RunLampyr("--conf '" + tmp_.path() + "/absent.json' --check");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, -1) << r.output;
   EXPECT_NE(r.output.find("absent.json"), std::string::npos) << r.output;
+}
+
+// SQL, off-loop work, key/value (docs/plugins.md section 11): their keys and
+// defaults, "mem" given or not, and a kv_prefix that overlaps record keys.
+TEST_F(ConfigTest, SqlWorkAndKeyValueKeys) {
+  ASSERT_TRUE(Load(kGoodConfig).ok()) << Dump();
+  EXPECT_EQ(config_.db.sql_pool, 2u);
+  EXPECT_EQ(config_.db.sql_queue, 1024u);
+  EXPECT_EQ(config_.db.sql_timeout_ms, 5000u);
+  EXPECT_EQ(config_.db.tx_timeout_ms, 10000u);
+  EXPECT_EQ(config_.memcached.kv_prefix, "game:kv:");
+  EXPECT_EQ(config_.servers.at("gate").work_threads, 2u);
+  EXPECT_EQ(config_.servers.at("gate").work_queue, 1024u);
+  EXPECT_FALSE(config_.servers.at("gate").mem_given);
+  EXPECT_FALSE(config_.tables.at("player").preload);
+
+  std::string text = Edit("\"pool\": 4", "\"pool\": 4, \"sql_pool\": 3, \"sql_queue\": 10, \"sql_timeout_ms\": 700, "
+                                         "\"tx_timeout_ms\": 900");
+  text = Edit("\"hostname\": \"game\"", "\"hostname\": \"game\", \"kv_prefix\": \"shared:\", \"kv_threads\": 3", text);
+  text = Edit("\"plugins\": [\"gate_router\"]", "\"plugins\": [\"gate_router\"], \"work_threads\": 4, "
+                                                "\"work_queue\": 8, \"mem\": false", text);
+  text = Edit("\"autoinc\": true}", "\"autoinc\": true, \"preload\": true}", text);
+  ASSERT_TRUE(Load(text).ok()) << Dump();
+  EXPECT_EQ(Dump().find("unknown key"), std::string::npos) << Dump();
+  EXPECT_EQ(config_.db.sql_pool, 3u);
+  EXPECT_EQ(config_.db.sql_queue, 10u);
+  EXPECT_EQ(config_.db.sql_timeout_ms, 700u);
+  EXPECT_EQ(config_.db.tx_timeout_ms, 900u);
+  EXPECT_EQ(config_.memcached.kv_prefix, "shared:");
+  EXPECT_EQ(config_.memcached.kv_threads, 3u);
+  EXPECT_EQ(config_.servers.at("gate").work_threads, 4u);
+  EXPECT_EQ(config_.servers.at("gate").work_queue, 8u);
+  EXPECT_TRUE(config_.servers.at("gate").mem_given);
+  EXPECT_FALSE(config_.servers.at("gate").mem);
+  EXPECT_TRUE(config_.tables.at("player").preload);
+
+  for (const char* bad : {"game:", "game:r:", "game:x", "gam", "with space"}) {
+    EXPECT_FALSE(Load(Edit("\"hostname\": \"game\"", std::string("\"hostname\": \"game\", \"kv_prefix\": \"") + bad + "\"")).ok())
+        << bad;
+    EXPECT_TRUE(HasError("memcached.kv_prefix")) << bad << "\n" << Dump();
+  }
+  EXPECT_TRUE(Load(Edit("\"hostname\": \"game\"", "\"hostname\": \"game\", \"kv_prefix\": \"game:kv:shop:\"")).ok())
+      << Dump();
+  EXPECT_FALSE(Load(Edit("\"pool\": 4", "\"pool\": 4, \"sql_pool\": 0")).ok());
+  EXPECT_TRUE(HasError("db.sql_pool")) << Dump();
 }
 
 }  // namespace

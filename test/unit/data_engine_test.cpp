@@ -2,7 +2,10 @@
 // read-through, write-behind, delete, fk lists, hostile values, name checks.
 #include <gtest/gtest.h>
 
+#include "data/cache_store.h"
 #include "data/data_engine.h"
+#include "data/memcache_client.h"
+#include "data/write_queue.h"
 #include "data_test_support.h"
 
 namespace lampyr::data {
@@ -369,6 +372,51 @@ TEST_F(DataHostileValues, RoundTripExactlyThroughCacheAndMysql) {
   EXPECT_EQ(sql_.One("SELECT v FROM " + T() + "_s WHERE k = ?", {key}), "2");
   engine_->Stop();
   sql_.Exec("DROP TABLE " + T() + "_s");
+}
+
+
+// Two workers can finish CAS v4 and v5 and record them in the opposite order;
+// the queue is what MySQL gets if memcached loses the record, so it must keep
+// v5 (the drill of issue 8 lost adds this way).
+TEST(DataWriteQueue, KeepsTheNewestVersionWhateverOrderItIsRecordedIn) {
+  Config config = TestConfig({});
+  Status s;
+  auto mc = McClient::Create(config.memcached, &s);
+  ASSERT_TRUE(mc) << s.message();
+  KeySpace keys(config.memcached.hostname);
+  WriteQueue q(keys.IndexPrefix("wq-" + RandomTag()));
+  const std::string key = keys.Record("t", "1");
+  EXPECT_EQ(q.Record(mc.get(), key, "t", "1", {{"n", "5"}}, false, 5), McResult::kOk);
+  q.Record(mc.get(), key, "t", "1", {{"n", "4"}}, false, 4);
+  auto e = q.Find(key);
+  ASSERT_TRUE(e && e->has_data);
+  EXPECT_EQ(e->version, 5u);
+  EXPECT_EQ(*e->row.at("n"), "5");
+  q.Record(mc.get(), key, "t", "1", {{"n", "6"}}, false, 6);
+  EXPECT_EQ(q.Find(key)->version, 6u);
+}
+
+// Writer A still queues an old copy of a record that writer B changed and
+// flushed since; memcached then loses the record. A's flush must not take
+// MySQL back to its older copy (the version guard, lampyr_rowver).
+TEST_F(DataEngineTest, AnOlderQueuedCopyNeverOverwritesANewerRowInMysql) {
+  sql_.Exec("INSERT INTO " + T() + " (id, n) VALUES (1, 0)");
+  DataEngine b(&loop_, config_, DataOptions{.writer_id = "b-" + RandomTag()});
+  ASSERT_TRUE(b.Start().ok());
+  ASSERT_TRUE(SyncUpdate(loop_, *engine_, T(), "1", {{"n", "1"}}).ok());  // A: v1, queued
+  ASSERT_TRUE(SyncUpdate(loop_, b, T(), "1", {{"n", "2"}}).ok());  // B: v2
+  ASSERT_TRUE(b.FlushNow().ok());
+  EXPECT_EQ(Mysql("n", "1"), "2");
+  // memcached loses the record (not its epoch marker: the cache stays open).
+  Status s;
+  auto mc = McClient::Create(config_.memcached, &s);
+  ASSERT_TRUE(mc) << s.message();
+  ASSERT_EQ(mc->Delete(KeySpace(config_.memcached.hostname).Record(T(), "1")), McResult::kOk);
+  ASSERT_TRUE(engine_->FlushNow().ok());  // A writes only what is newer than MySQL: nothing
+  EXPECT_EQ(Mysql("n", "1"), "2");
+  EXPECT_EQ(Field(SyncGet(loop_, *engine_, T(), "1").row, "n"), "2");
+  EXPECT_EQ(engine_->dirty_count(), 0u);
+  b.Stop();
 }
 
 }  // namespace

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
+#include "core/metrics.h"
+
 #include <atomic>
 #include <csignal>
 #include <thread>
@@ -183,6 +187,28 @@ TEST_F(EventLoopTest, SignalIsHandledOnTheLoop) {
   loop_.RunAfter(0.001, [] { raise(SIGUSR2); });
   RunWithWatchdog();
   EXPECT_EQ(got, 1);
+}
+
+// An exception escaping a callback is stopped at the loop's boundary: the
+// loop keeps running the callbacks after it, and the escape is counted.
+TEST_F(EventLoopTest, ExceptionsFromCallbacksDoNotEscapeTheLoop) {
+  auto escaped = [](const char* where) {
+    return Metrics().Value("lampyr_callback_exceptions_total", std::string("where=\"") + where + "\"");
+  };
+  const int64_t timers_before = escaped("timer"), posted_before = escaped("posted task");
+  int after = 0;
+  loop_.RunAfter(0.001, [] { throw std::runtime_error("one-shot"); });
+  TimerId rep = loop_.RunEvery(0.001, [] { throw 42; });
+  loop_.Post([] { throw std::runtime_error("posted"); });
+  loop_.RunAfter(0.05, [&] {
+    ++after;
+    loop_.Cancel(rep);
+    loop_.Quit();
+  });
+  RunWithWatchdog();
+  EXPECT_EQ(after, 1);
+  EXPECT_GE(escaped("timer") - timers_before, 2);
+  EXPECT_EQ(escaped("posted task") - posted_before, 1);
 }
 
 TEST(EventLoopClock, NowMicrosIsMonotonic) {

@@ -8,6 +8,7 @@
 #include "admin/admin_http.h"
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/metrics.h"
 #include "net/net_server.h"
 #include "server/server.h"
@@ -83,6 +84,9 @@ Json::Value ServerStatusJson(Server* server) {
   s["sessions"] = static_cast<Json::UInt64>(server->net() ? server->net()->session_count() : 0);
   s["plugins"] = PluginsOf(server);
   s["links"] = LinksOf(server);
+  // The host build: in a mixed-version cluster (a rolling upgrade, a
+  // forgotten machine) the master's /status shows who runs what.
+  s["version"] = Version();
   return s;
 }
 
@@ -169,6 +173,19 @@ void InstallServerAdmin(AdminHttp* http, Server* server) {
       v["results"].append(std::move(result));
       done(ok ? 200 : 409, v);
     });
+  });
+
+  http->Route("POST", "/reopen-logs", true, [server](const AdminRequest& req, AdminHttp::Done done) {
+    if (!req.json.isNull() && !(req.json.isObject() && req.json.empty())) {
+      done(400, ErrorJson("POST /reopen-logs takes no arguments (an empty body or {})"));
+      return;
+    }
+    Status st = server->ReopenLogs("POST /reopen-logs from " + req.peer);
+    Json::Value v(Json::objectValue);
+    v["ok"] = st.ok();
+    if (st.ok()) v["message"] = "log reopened";
+    else v["error"] = st.message();
+    done(st.ok() ? 200 : 500, v);
   });
 
   http->RouteText("GET", "/metrics", false, [](const AdminRequest&, AdminHttp::TextDone done) {

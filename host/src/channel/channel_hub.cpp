@@ -5,10 +5,13 @@
 #include <event2/util.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "core/accept_backoff.h"
+#include "core/guard.h"
 #include "core/log.h"
 
 namespace lampyr {
@@ -115,6 +118,15 @@ Status ChannelHub::Listen(const std::string& host, uint16_t port) {
                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
                                       reinterpret_cast<sockaddr*>(&ss), len);
   if (!listener_) return Status::Error("cannot listen for nodes on " + spec + ": " + strerror(errno));
+  // Out of descriptors: pause and resume with a growing delay instead of spinning (core/accept_backoff.h).
+  evconnlistener_set_error_cb(listener_, [](evconnlistener* l, void* arg) {
+    auto* self = static_cast<ChannelHub*>(arg);
+    Guarded("channel", [&] {
+      PauseAcceptsAfterError(self->loop_, l, "channel", [self, l, alive = std::weak_ptr<bool>(self->alive_)] {
+        if (auto a = alive.lock(); a && *a && self->listener_ == l) evconnlistener_enable(l);
+      });
+    });
+  });
   sockaddr_storage bound{};
   socklen_t blen = sizeof bound;
   getsockname(evconnlistener_get_fd(listener_), reinterpret_cast<sockaddr*>(&bound), &blen);
@@ -129,8 +141,47 @@ void ChannelHub::StopListening() {
   listener_ = nullptr;
 }
 
+Status ChannelHub::EnableTls(const ChannelTlsConfig& config) {
+  Status st = channel::ChannelTls::Create(config, &tls_);
+  if (st.ok()) {
+    settings_.tls = tls_.get();
+    LOG_INFO("channel", "channel links use TLS (certificate %s, CA %s)", config.cert.c_str(), config.ca.c_str());
+  }
+  return st;
+}
+
+size_t ChannelHub::UnauthenticatedLinks() const {
+  size_t n = 0;
+  for (const auto& [raw, link] : links_)
+    if (link->direction() == Link::Direction::kIn && !link->up()) ++n;
+  return n;
+}
+
+void ChannelHub::RefuseUnauthenticated(int fd, const std::string& address) {
+  Metrics()
+      .GetCounter("lampyr_channel_unauthenticated_refused_total",
+                  "Connections to a channel root closed at accept: too many links in their handshake")
+      ->Inc();
+  uint64_t left_out = 0;
+  if (stranger_lines_.Allow("cap", EventLoop::NowMicros(), &left_out))
+    LOG_WARN("channel", "refused a connection from %s: %zu links are in their handshake (the cap)%s",
+             address.c_str(), options_.max_unauthenticated,
+             left_out ? (", " + std::to_string(left_out) + " more since the last line").c_str() : "");
+  Frame f;
+  f.type = FrameType::kReject;
+  f.src = settings_.self;
+  f.payload = "too many unauthenticated links";
+  std::string bytes;
+  channel::AppendFrame(f, &bytes);
+  // Over TLS a plain frame would be noise: the peer just sees the close.
+  if (!tls_) (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  evutil_closesocket(fd);
+}
+
 void ChannelHub::OnAccept(evconnlistener*, int fd, sockaddr* addr, int, void* arg) {
   auto* self = static_cast<ChannelHub*>(arg);
+  if (self->UnauthenticatedLinks() >= self->options_.max_unauthenticated)
+    return self->RefuseUnauthenticated(fd, PeerAddress(addr));
   auto link = std::make_unique<Link>(self->loop_, static_cast<channel::LinkDelegate*>(self), &self->settings_, Link::Direction::kIn, fd,
                                      PeerAddress(addr), "");
   Link* raw = link.get();
@@ -199,6 +250,10 @@ void ChannelHub::ScheduleRetry(const std::string& root, const std::string& error
 
 std::string ChannelHub::AdmitChild(const std::string& name) {
   if (name == settings_.self) return "node name " + name + " is this root's own name";
+  if (policy_) {
+    std::string refusal = policy_->Admit(name);
+    if (!refusal.empty()) return refusal;
+  }
   if (up_.count(name)) return "duplicate node name " + name + " (a node of that name is already linked)";
   return "";
 }
@@ -243,8 +298,13 @@ void ChannelHub::OnLinkClosed(Link* link, const std::string& reason, bool auth) 
     LOG_WARN("channel", "link %s %s %s went down: %s", settings_.self.c_str(),
              link->direction() == Link::Direction::kOut ? "->" : "<-", peer.c_str(), reason.c_str());
   } else if (link->direction() == Link::Direction::kIn) {
-    LOG_WARN("channel", "dropped node %s from %s during handshake: %s", peer.empty() ? "?" : peer.c_str(),
-             link->address().c_str(), reason.c_str());
+    // One line per node name (or per stranger) per 10 s: a refused process
+    // retries, and anybody can connect.
+    uint64_t left_out = 0;
+    if (stranger_lines_.Allow(peer.empty() ? "?" : peer, EventLoop::NowMicros(), &left_out))
+      LOG_WARN("channel", "dropped node %s from %s during handshake: %s%s", peer.empty() ? "?" : peer.c_str(),
+               link->address().c_str(), reason.c_str(),
+               left_out ? (" (" + std::to_string(left_out) + " more since the last line)").c_str() : "");
   } else {
     // Retries repeat the same failure: say it once, then only on change.
     auto oit = outs_.find(peer);
@@ -503,7 +563,7 @@ void ChannelHub::OnLinkFrame(Link* link, Frame& f) {
       else Relay(link, f);
       break;
     case FrameType::kReply:
-      if (for_us) HandleReply(f);
+      if (for_us) HandleReply(link, f);
       else Relay(link, f);
       break;
     case FrameType::kNotify:
@@ -538,6 +598,13 @@ void ChannelHub::InvokeLocal(const std::string& from, const std::string& method,
                              const std::string& via_peer, bool remote) {
   auto it = methods_.find(method);
   bool is_call = id != 0;
+  if (remote && policy_) {
+    std::string refusal = policy_->MayCall(from, method);
+    if (!refusal.empty()) {
+      RefuseCall(from, method, id, via_peer, refusal);
+      return;
+    }
+  }
   if (it == methods_.end()) {
     std::string msg = "channel: node " + settings_.self + " has no method " + method;
     if (!is_call) {
@@ -585,10 +652,28 @@ void ChannelHub::InvokeLocal(const std::string& from, const std::string& method,
   }
 }
 
-void ChannelHub::HandleReply(const Frame& f) {
+void ChannelHub::RefuseCall(const std::string& from, const std::string& method, uint32_t id,
+                            const std::string& via_peer, const std::string& refusal) {
+  Metrics()
+      .GetCounter("lampyr_channel_calls_refused_total", "Remote calls and notifies refused: not the caller's role")
+      ->Inc();
+  std::string msg = "channel: " + method + " from " + from + " refused: " + refusal;
+  uint64_t left_out = 0;
+  if (stranger_lines_.Allow(from + " " + method, EventLoop::NowMicros(), &left_out))
+    LOG_WARN("channel", "%s%s", msg.c_str(),
+             left_out ? (" (" + std::to_string(left_out) + " more since the last line)").c_str() : "");
+  if (id == 0) return;  // a notify has nobody to answer
+  auto l = up_.find(via_peer);
+  if (l != up_.end()) SendReply(l->second, from, id, ReplyCode::kError, msg);
+}
+
+void ChannelHub::HandleReply(Link* link, const Frame& f) {
   auto it = pending_.find(f.id);
   if (it == pending_.end()) return;  // timed out already
   const Pending& p = it->second;
+  // Only the hop the call went out on answers it: ids are sequential, and
+  // another node must not answer (say, a player's request) in its place.
+  if (p.via != link) return;
   std::string payload(f.payload);
   switch (static_cast<ReplyCode>(f.aux)) {
     case ReplyCode::kOk: Complete(f.id, CallError::kNone, Status::OK(), std::move(payload)); return;
@@ -613,7 +698,10 @@ void ChannelHub::Relay(Link* from, const Frame& f) {
   auto it = up_.find(dst);
   Link* to = it == up_.end() ? nullptr : it->second;
   if (f.type == FrameType::kReply) {
-    relayed_.erase({dst, f.id});
+    // A reply passes only for a call we relayed to the node that answers.
+    auto r = relayed_.find({dst, f.id});
+    if (r == relayed_.end() || r->second.to != from) return;
+    relayed_.erase(r);
     if (to) {
       m_relayed_->Inc();
       to->Send(f);

@@ -24,6 +24,9 @@
 #include <vector>
 
 #include "channel/channel_link.h"
+#include "channel/channel_tls.h"
+#include "channel/node_policy.h"
+#include "core/log_throttle.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
 #include "core/status.h"
@@ -33,8 +36,15 @@ struct sockaddr;
 
 namespace lampyr {
 
+// Inbound links still in their handshake, per root. Past it a new
+// connection gets a reject and is closed at once: a flood of connections
+// that never authenticate holds at most this many descriptors and a few KiB
+// each (channel/channel_link.h), and the handshake deadline frees them.
+constexpr size_t kMaxUnauthenticatedLinks = 64;
+
 struct ChannelOptions {
-  size_t max_frame = (16u << 20) + 4096;  // larger frames reset the link
+  size_t max_frame = (16u << 20) + 4096;  // larger frames reset the link (after the handshake)
+  size_t max_unauthenticated = kMaxUnauthenticatedLinks;
   size_t max_output = 64u << 20;          // unsent bytes per link before it is reset
   double handshake_timeout_s = 5;
   double ping_interval_s = 2;             // idle links are pinged this often
@@ -63,6 +73,11 @@ class ChannelHub : channel::LinkDelegate, NonCopyable {
   using Respond = std::function<void(Status, std::string reply)>;  // call exactly once
   using MethodHandler = std::function<void(const std::string& from_node, std::string_view args, Respond respond)>;
   void RegisterMethod(const std::string& method, MethodHandler h);
+  // Who may link to this root and call what (channel/node_policy.h). Unset:
+  // any node with the secret, any method.
+  void SetPolicy(std::unique_ptr<ChannelPolicy> policy) { policy_ = std::move(policy); }
+  // Every link from now on runs over TLS (master.channel_tls); before Listen/Connect.
+  Status EnableTls(const ChannelTlsConfig& config);
   void UnregisterMethod(const std::string& method);
 
   // Error Status on timeout, unknown method, unknown node, link down.
@@ -118,7 +133,9 @@ class ChannelHub : channel::LinkDelegate, NonCopyable {
   void ScheduleRetry(const std::string& root, const std::string& error);
   channel::Link* Route(const std::string& node) const;
   void HandleCall(channel::Link* link, const channel::Frame& f);
-  void HandleReply(const channel::Frame& f);
+  void HandleReply(channel::Link* link, const channel::Frame& f);
+  void RefuseCall(const std::string& from, const std::string& method, uint32_t id, const std::string& via_peer,
+                  const std::string& refusal);
   void Relay(channel::Link* from, const channel::Frame& f);
   void SendReply(channel::Link* link, const std::string& to, uint32_t id, channel::ReplyCode code,
                  std::string_view payload);
@@ -126,6 +143,9 @@ class ChannelHub : channel::LinkDelegate, NonCopyable {
   void InvokeLocal(const std::string& from, const std::string& method, std::string_view args, uint32_t id,
                    const std::string& via_peer, bool remote);
   void AnnouncePeers();
+  // Refuses an accepted connection over the unauthenticated cap.
+  void RefuseUnauthenticated(int fd, const std::string& address);
+  size_t UnauthenticatedLinks() const;
   void Tick();
   void Reap();
 
@@ -138,6 +158,10 @@ class ChannelHub : channel::LinkDelegate, NonCopyable {
   std::map<std::string, channel::Link*> up_;                                   // peer name -> up link
   std::map<std::string, Outbound> outs_;                                       // root name -> link state
   std::unordered_map<std::string, MethodHandler> methods_;
+  std::unique_ptr<ChannelPolicy> policy_;
+  std::unique_ptr<channel::ChannelTls> tls_;
+  // Anybody can connect: what strangers cause is logged at a bounded rate.
+  LogThrottle stranger_lines_{10.0, 64};
   std::unordered_map<uint32_t, Pending> pending_;
   std::map<std::pair<std::string, uint32_t>, Relayed> relayed_;  // (origin, id) passing through us
   std::vector<std::function<void(const std::string&, bool)>> peer_cbs_;

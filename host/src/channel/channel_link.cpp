@@ -2,15 +2,19 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+
 #include <cerrno>
 #include <cstring>
 
 #include "channel/channel_auth.h"
+#include "channel/channel_tls.h"
 #include "core/log.h"
 
 namespace lampyr::channel {
@@ -35,9 +39,18 @@ Link::Link(EventLoop* loop, LinkDelegate* delegate, const LinkSettings* settings
       state_(dir == Direction::kIn ? State::kHandshake : State::kConnecting),
       address_(std::move(address)),
       peer_(std::move(expected_root)) {
-  bev_ = bufferevent_socket_new(loop_->base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  if (settings_->tls) {
+    // TLS under the channel protocol: the bufferevent does the TLS handshake
+    // first (BEV_EVENT_CONNECTED on the child side comes after it).
+    bev_ = bufferevent_openssl_socket_new(
+        loop_->base(), fd, settings_->tls->NewSsl(),
+        dir == Direction::kIn ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+  } else {
+    bev_ = bufferevent_socket_new(loop_->base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  }
   bufferevent_setcb(bev_, &Link::OnRead, nullptr, &Link::OnEvent, this);
-  bufferevent_set_max_single_read(bev_, 256 << 10);
+  bufferevent_set_max_single_read(bev_, kPreAuthReadBytes);
   flush_ev_ = event_new(loop_->base(), -1, 0, &Link::OnFlush, this);
   last_recv_us_ = EventLoop::NowMicros();
   if (dir_ == Direction::kIn) {
@@ -95,7 +108,8 @@ void Link::Flush() {
   size_t done = 0;
   int fd = bufferevent_getfd(bev_);
   evbuffer* out = bufferevent_get_output(bev_);
-  if (fd >= 0 && evbuffer_get_length(out) == 0) {
+  // Over TLS every byte goes through the bufferevent (it encrypts).
+  if (fd >= 0 && evbuffer_get_length(out) == 0 && !settings_->tls) {
     ssize_t w = send(fd, corked_.data(), corked_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) done = static_cast<size_t>(w);
     // Errors other than a full socket surface through the bufferevent's own
@@ -131,7 +145,9 @@ void Link::Reject(const std::string& reason, bool auth) {
   // Anything queued goes first; a reject is small enough for the socket buffer.
   Flush();
   int fd = bufferevent_getfd(bev_);
-  if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev_)) == 0)
+  // Over TLS there is no writing around the bufferevent: the peer just sees
+  // the link close (the reason is in this side's log).
+  if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev_)) == 0 && !settings_->tls)
     (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   Close(reason, auth);
 }
@@ -139,6 +155,9 @@ void Link::Reject(const std::string& reason, bool auth) {
 void Link::OnEvent(bufferevent*, short what, void* arg) {
   auto* self = static_cast<Link*>(arg);
   if (what & BEV_EVENT_CONNECTED) {
+    // A TLS bufferevent also reports the end of an accepted link's TLS
+    // handshake this way: only the connecting side says hello.
+    if (self->dir_ == Direction::kIn) return;
     int fd = bufferevent_getfd(self->bev_);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -156,8 +175,15 @@ void Link::OnEvent(bufferevent*, short what, void* arg) {
     self->Close("peer closed the connection");
   } else if (what & BEV_EVENT_ERROR) {
     int err = EVUTIL_SOCKET_ERROR();
-    self->Close(std::string(self->state_ == State::kConnecting ? "connect failed: " : "socket error: ") +
-                evutil_socket_error_to_string(err));
+    std::string why = evutil_socket_error_to_string(err);
+    if (self->settings_->tls) {
+      if (unsigned long e = bufferevent_get_openssl_error(self->bev_)) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        why = std::string("TLS: ") + buf;
+      }
+    }
+    self->Close(std::string(self->state_ == State::kConnecting ? "connect failed: " : "socket error: ") + why);
   }
 }
 
@@ -172,15 +198,19 @@ void Link::ReadFrames() {
     uint8_t header[kHeaderSize];
     evbuffer_copyout(in, header, kHeaderSize);
     size_t total = 0;
-    DecodeResult r = PeekSize(header, settings_->max_frame, &total);
+    const size_t limit = state_ == State::kUp ? settings_->max_frame : settings_->max_preauth_frame;
+    DecodeResult r = PeekSize(header, limit, &total);
     if (r != DecodeResult::kOk) {
       std::string reason = std::string("bad frame: ") + DecodeResultName(r);
       if (r == DecodeResult::kBadVersion)
         reason = "protocol version " + std::to_string(header[2]) + " not supported (this node speaks " +
                  std::to_string(kVersion) + ")";
+      else if (r == DecodeResult::kTooLarge && state_ != State::kUp)
+        reason += " (over " + std::to_string(limit) + " bytes before the handshake is done)";
+      // Before the handshake the hub logs the drop (at a bounded rate: anybody can connect).
+      if (state_ != State::kUp) return Reject(reason, true);
       LOG_WARN("channel", "link %s (%s): %s", peer_.c_str(), address_.c_str(), reason.c_str());
-      if (state_ != State::kUp) Reject(reason, true);
-      else Close(reason);
+      Close(reason);
       return;
     }
     if (avail < total) return;
@@ -188,7 +218,8 @@ void Link::ReadFrames() {
     Frame f;
     r = Decode(p, total, &f);
     if (r != DecodeResult::kOk) {
-      LOG_WARN("channel", "link %s (%s): bad frame: %s", peer_.c_str(), address_.c_str(), DecodeResultName(r));
+      if (state_ == State::kUp)
+        LOG_WARN("channel", "link %s (%s): bad frame: %s", peer_.c_str(), address_.c_str(), DecodeResultName(r));
       Close(std::string("bad frame: ") + DecodeResultName(r), state_ != State::kUp);
       return;
     }
@@ -205,6 +236,13 @@ void Link::ReadFrames() {
     // Link is destroyed, so draining is safe either way.
     evbuffer_drain(in, total);
   }
+}
+
+void Link::BecomeUp() {
+  state_ = State::kUp;
+  loop_->Cancel(handshake_timer_);
+  handshake_timer_ = 0;
+  bufferevent_set_max_single_read(bev_, kReadBytes);
 }
 
 void Link::HandleHandshake(const Frame& f) {
@@ -236,9 +274,7 @@ void Link::HandleHandshake(const Frame& f) {
       if (!ProofEquals(f.payload, want)) return Reject("authentication failed (cluster secret mismatch)", true);
       std::string refusal = delegate_->AdmitChild(peer_);
       if (!refusal.empty()) return Reject(refusal, false);
-      state_ = State::kUp;
-      loop_->Cancel(handshake_timer_);
-      handshake_timer_ = 0;
+      BecomeUp();
       Frame w;
       w.type = FrameType::kWelcome;
       w.src = settings_->self;
@@ -268,9 +304,7 @@ void Link::HandleHandshake(const Frame& f) {
     return;
   }
   if (f.type == FrameType::kWelcome && !root_nonce_.empty()) {
-    state_ = State::kUp;
-    loop_->Cancel(handshake_timer_);
-    handshake_timer_ = 0;
+    BecomeUp();
     delegate_->OnLinkUp(this);
     return;
   }

@@ -19,9 +19,24 @@ struct event;
 
 namespace lampyr::channel {
 
+// Until the handshake is done a link is anybody's: its frames are the
+// handshake's, all under 200 bytes. A larger frame then is refused at its
+// header, before its body is buffered (issue 8: twelve 16 MiB first frames
+// cost 185 MiB).
+constexpr size_t kMaxPreAuthFrame = 4096;
+// How much one read takes from the socket before the handshake, so an
+// unauthenticated link holds a few KiB however fast it sends.
+constexpr size_t kPreAuthReadBytes = 8192;
+// After it: large frames (forwarded bodies) arrive in fewer loop turns.
+constexpr size_t kReadBytes = 256 << 10;
+
+class ChannelTls;
+
 struct LinkSettings {
   std::string self;     // this node's name
   std::string secret;   // cluster secret (never logged)
+  const ChannelTls* tls = nullptr;  // master.channel_tls; null = plain TCP
+  size_t max_preauth_frame = kMaxPreAuthFrame;
   size_t max_frame = (16u << 20) + 4096;
   size_t max_output = 64u << 20;
   double handshake_timeout_s = 5;
@@ -73,6 +88,8 @@ class Link : NonCopyable {
   static void OnEvent(bufferevent* bev, short what, void* arg);
   void ReadFrames();
   void HandleHandshake(const Frame& f);
+  // Handshake done: the full frame limit and read size apply from now on.
+  void BecomeUp();
   // Writes a reject frame straight to the socket (it is tiny) and closes.
   void Reject(const std::string& reason, bool auth);
 

@@ -25,6 +25,7 @@ constexpr const char* kGroup = "lampyr.group";      // any -> net: join/leave/ki
 constexpr const char* kSession = "lampyr.session";  // net -> root -> watchers: open/close
 constexpr const char* kWatch = "lampyr.watch";      // node -> root: send me session events
 constexpr const char* kBind = "lampyr.bind";        // any -> root: bind a session to a node
+constexpr const char* kLive = "lampyr.live";        // net -> root: its open sessions (on link up)
 
 enum AnswerKind : uint8_t { kAnswerReply = 0, kAnswerDecline = 1, kAnswerFail = 2 };
 enum GroupOp : uint8_t { kLeave = 0, kJoin = 1, kKickOp = 2 };
@@ -129,7 +130,7 @@ Forwarder::Forwarder(EventLoop* loop, const Config& config, const ServerConfig& 
       alive_(std::make_shared<bool>(true)) {
   for (const auto& [name, s] : config_.servers) {
     node_names_[s.node_id] = name;
-    if (s.netport != 0) net_nodes_.push_back(name);
+    if (s.netport != 0 || s.wsport != 0) net_nodes_.push_back(name);
     if (name == self_.name || !s.forward.empty()) continue;
     for (const auto& link : s.remoteport)
       if (link.rootname == self_.name) candidates_.push_back(name);
@@ -144,7 +145,7 @@ Forwarder::Forwarder(EventLoop* loop, const Config& config, const ServerConfig& 
 
 Forwarder::~Forwarder() {
   *alive_ = false;
-  for (const char* m : {kFwd, kReq, kPush, kBcast, kGroup, kSession, kWatch, kBind}) hub_->UnregisterMethod(m);
+  for (const char* m : {kFwd, kReq, kPush, kBcast, kGroup, kSession, kWatch, kBind, kLive}) hub_->UnregisterMethod(m);
 }
 
 std::string Forwarder::NodeName(uint16_t node_id) const {
@@ -165,24 +166,41 @@ void Forwarder::Install() {
   hub_->RegisterMethod(kReq, [this](const std::string& from, std::string_view args, ChannelHub::Respond r) {
     OnForwarded(from, args, std::move(r), false);
   });
-  hub_->RegisterMethod(kSession, [this](const std::string&, std::string_view args, ChannelHub::Respond) {
-    OnSessionEvent(args);
+  hub_->RegisterMethod(kSession, [this](const std::string& from, std::string_view args, ChannelHub::Respond) {
+    OnSessionEvent(from, args);
+  });
+  hub_->RegisterMethod(kLive, [this](const std::string& from, std::string_view args, ChannelHub::Respond) {
+    OnLiveList(from, args);
   });
   hub_->RegisterMethod(kWatch, [this](const std::string& from, std::string_view, ChannelHub::Respond) {
     remote_watchers_.insert(from);
   });
-  hub_->RegisterMethod(kBind, [this](const std::string&, std::string_view args, ChannelHub::Respond) {
+  // A notify from Forwarder::Bind; a call gets the refusal as its answer.
+  hub_->RegisterMethod(kBind, [this](const std::string& from, std::string_view args, ChannelHub::Respond respond) {
     Reader r(args);
     uint64_t session = 0;
     std::string_view node;
-    if (r.U64(&session) && r.Str16(&node)) Bind(session, std::string(node));
+    if (!r.U64(&session) || !r.Str16(&node)) return respond(Status::Error("lampyr.bind: malformed arguments"), "");
+    Status st = BindHere(session, std::string(node));
+    if (!st.ok()) {
+      uint64_t left_out = 0;
+      if (bind_lines_.Allow(from, EventLoop::NowMicros(), &left_out))
+        LOG_WARN("forward", "bind from %s refused: %s%s", from.c_str(), st.message().c_str(),
+                 left_out ? (" (" + std::to_string(left_out) + " more since the last line)").c_str() : "");
+    }
+    respond(st, "");
   });
   hub_->AddPeerCallback([this, alive = std::weak_ptr<bool>(alive_)](const std::string& node, bool up) {
     if (alive.expired()) return;
     if (!up) {
       remote_watchers_.erase(node);
+      // A net server that forwards here is gone or cut off: its session ids
+      // mean nothing until it says which are open (lampyr.live).
+      if (const ServerConfig* s = config_.FindServer(node); s && s->netport != 0 && s->forward == self_.name)
+        bindings_.DropNode(s->node_id);
       return;
     }
+    if (net_ && node == self_.forward) SendLiveList();
     if (watchers_.empty()) return;
     for (const auto& link : self_.remoteport)
       if (link.rootname == node) hub_->Notify(node, kWatch, "");
@@ -226,9 +244,12 @@ void Forwarder::Install() {
     PutStr16(&a, info);
     hub_->Notify(self_.forward, kSession, a);
   };
-  net_->AddOpenCallback([event](SessionId id, const std::string& peer) { event(id, true, peer); });
+  net_->AddOpenCallback([this, event](SessionId id, const std::string& peer) {
+    bindings_.Open(id);
+    event(id, true, peer);
+  });
   net_->AddCloseCallback([this, event](SessionId id, const std::string& reason) {
-    bindings_.erase(id);
+    bindings_.Close(id);
     event(id, false, reason);
   });
 }
@@ -271,12 +292,16 @@ void Forwarder::OnForwarded(const std::string& from, std::string_view args, Chan
   }
   std::string_view body = r.Rest();
   double timeout_s = timeout_ms / 1000.0;
+  // A net server speaks for its own players only.
+  if (at_root && SessionNode(session) != NodeId(from)) {
+    respond(Status::Error("session " + std::to_string(session) + " is not a session of " + from), "");
+    return;
+  }
   if (!at_root || commands_->Find(command)) return RunLocally(session, command, body, timeout_s, std::move(respond));
 
-  std::string node;
-  auto b = bindings_.find(session);
-  if (b != bindings_.end()) {
-    node = b->second;
+  std::string node = bindings_.BoundNode(session);
+  if (!node.empty()) {
+    // The session's binding wins.
   } else if (router_) {
     try {
       node = router_(session, command, body);
@@ -319,13 +344,23 @@ void Forwarder::RunLocally(SessionId session, uint32_t command, std::string_view
   commands_->Dispatch(ctx, body);
 }
 
-void Forwarder::OnSessionEvent(std::string_view args) {
+void Forwarder::OnSessionEvent(const std::string& from, std::string_view args) {
   Reader r(args);
   uint8_t open = 0, relayed = 0;
   uint64_t session = 0;
   std::string_view info;
   if (!r.U8(&open) || !r.U8(&relayed) || !r.U64(&session) || !r.Str16(&info)) return;
-  if (!open) bindings_.erase(session);
+  // The owning net server's own word keeps the list of open sessions.
+  if (!relayed && SessionNode(session) == NodeId(from)) {
+    if (!open) {
+      bindings_.Close(session);
+    } else if (!bindings_.Open(session)) {
+      uint64_t left_out = 0;
+      if (bind_lines_.Allow("cap", EventLoop::NowMicros(), &left_out))
+        LOG_WARN("forward", "tracking %zu open sessions already (the cap): session %llu from %s cannot be bound",
+                 bindings_.open_count(), static_cast<unsigned long long>(session), from.c_str());
+    }
+  }
   std::string i(info);
   for (auto& cb : std::vector(watchers_)) cb(session, open != 0, i);
   if (relayed) return;
@@ -342,13 +377,44 @@ void Forwarder::WatchSessions(SessionEvent cb) {
     if (hub_->IsConnected(link.rootname)) hub_->Notify(link.rootname, kWatch, "");
 }
 
+void Forwarder::OnLiveList(const std::string& from, std::string_view args) {
+  Reader r(args);
+  uint32_t n = 0;
+  if (!r.U32(&n) || n > kMaxTrackedSessions) return;
+  std::vector<SessionId> ids(n);
+  for (auto& id : ids)
+    if (!r.U64(&id)) return;
+  bindings_.Replace(NodeId(from), ids);
+}
+
+void Forwarder::SendLiveList() {
+  std::vector<SessionId> ids = bindings_.OpenOf(self_.node_id);
+  std::string a;
+  PutU32(&a, static_cast<uint32_t>(ids.size()));
+  for (SessionId id : ids) PutU64(&a, id);
+  hub_->Notify(self_.forward, kLive, a);
+}
+
+uint16_t Forwarder::NodeId(const std::string& name) const {
+  const ServerConfig* s = config_.FindServer(name);
+  return s ? s->node_id : 0;
+}
+
+Status Forwarder::BindHere(SessionId session, const std::string& node) {
+  if (!node.empty() && !config_.FindServer(node))
+    return Status::Error("cannot bind session " + std::to_string(session) + " to " + node + ": no such server");
+  return bindings_.Bind(session, node);
+}
+
 void Forwarder::Bind(SessionId session, const std::string& node) {
   std::string owner = NodeName(SessionNode(session));
   const ServerConfig* net = config_.FindServer(owner);
   std::string root = net ? net->forward : "";
   if (root.empty() || root == self_.name) {
-    if (node.empty()) bindings_.erase(session);
-    else bindings_[session] = node;
+    Status st = BindHere(session, node);
+    uint64_t left_out = 0;
+    if (!st.ok() && bind_lines_.Allow("", EventLoop::NowMicros(), &left_out))
+      LOG_WARN("forward", "bind refused: %s", st.message().c_str());
     return;
   }
   std::string a;
@@ -357,10 +423,7 @@ void Forwarder::Bind(SessionId session, const std::string& node) {
   hub_->Notify(root, kBind, a);
 }
 
-std::string Forwarder::BoundNode(SessionId session) const {
-  auto it = bindings_.find(session);
-  return it == bindings_.end() ? "" : it->second;
-}
+std::string Forwarder::BoundNode(SessionId session) const { return bindings_.BoundNode(session); }
 
 void Forwarder::Push(SessionId session, uint32_t command, std::string_view body) {
   PushMany({session}, command, body);

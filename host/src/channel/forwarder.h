@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "channel/channel_hub.h"
+#include "channel/session_bindings.h"
 #include "core/config.h"
 #include "net/dispatch.h"
 
@@ -48,7 +49,8 @@ class Forwarder : NonCopyable {
   using Router = std::function<std::string(SessionId, uint32_t command, std::string_view body)>;
   void SetRouter(Router router);
   // Routes this session's requests to `node` ("" removes the binding) until
-  // the session closes. From any process: sent to the session's root.
+  // the session closes. From any process: sent to the session's root, which
+  // refuses (logged) a session that is not open or an unknown node.
   void Bind(SessionId session, const std::string& node);
   std::string BoundNode(SessionId session) const;
 
@@ -86,7 +88,14 @@ class Forwarder : NonCopyable {
   void OnForwarded(const std::string& from, std::string_view args, ChannelHub::Respond respond, bool at_root);
   void RunLocally(SessionId session, uint32_t command, std::string_view body, double timeout_s,
                   ChannelHub::Respond respond);
-  void OnSessionEvent(std::string_view args);
+  void OnSessionEvent(const std::string& from, std::string_view args);
+  // Root side: a net server's list of its open sessions (lampyr.live).
+  void OnLiveList(const std::string& from, std::string_view args);
+  // Net side: tells the forward root which sessions are open (link up).
+  void SendLiveList();
+  // The binding, checked: `from` is the asking node ("" = this process).
+  Status BindHere(SessionId session, const std::string& node);
+  uint16_t NodeId(const std::string& name) const;
   void SendGroupOp(uint8_t op, const std::string& group, SessionId session);
 
   EventLoop* loop_;
@@ -97,13 +106,14 @@ class Forwarder : NonCopyable {
   NetServer* net_;
   double forward_timeout_s_ = 10;
   Router router_;
-  std::unordered_map<SessionId, std::string> bindings_;
+  SessionBindings bindings_;
   std::vector<std::string> candidates_;
   std::map<uint16_t, std::string> node_names_;
   std::vector<std::string> net_nodes_;        // servers with a netport
   std::set<std::string> remote_watchers_;     // nodes that asked us for session events
   std::vector<SessionEvent> watchers_;
   std::unique_ptr<ChannelResponder> responder_;
+  LogThrottle bind_lines_{10.0, 64};  // refused binds, by asking node
   std::shared_ptr<bool> alive_;
   Counter* m_forwarded_;
   Counter* m_routed_;

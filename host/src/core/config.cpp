@@ -1,15 +1,23 @@
 #include "core/config.h"
 
+#include "core/cpu_affinity.h"
+
+#include <fcntl.h>
 #include <json/reader.h>
 #include <json/value.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <set>
 #include <sstream>
+
+#include "core/credentials.h"
 
 namespace lampyr {
 namespace fs = std::filesystem;
@@ -167,12 +175,14 @@ std::string Resolve(const std::string& dir, const std::string& p) {
   return path.lexically_normal().string();
 }
 
-void ReadProtocol(Reader& r, const Json::Value& v, ProtocolConfig* p) {
+void ReadProtocol(Reader& r, const Json::Value& v, const std::string& dir, ProtocolConfig* p) {
   const std::string path = "protocol";
   if (!r.IsObject(v, path)) return;
   r.KnownKeys(v, path,
               {"head", "proto_version", "server_version", "max_body", "idle_timeout_s", "heartbeat_command",
-               "max_connections", "max_output_bytes", "max_inflight", "error_command"});
+               "max_connections", "max_output_bytes", "max_inflight", "error_command", "max_connections_per_ip",
+               "output_high_water_bytes", "output_budget_bytes", "sndbuf_bytes", "rcvbuf_bytes", "rate", "ws_path",
+               "ws_origins", "ws_tls"});
   if (v.isMember("head")) {
     const Json::Value& h = v["head"];
     if (!h.isArray() || h.size() != 4) {
@@ -195,6 +205,33 @@ void ReadProtocol(Reader& r, const Json::Value& v, ProtocolConfig* p) {
   r.Int(v, path, "max_output_bytes", 4096, 0x7FFFFFFFLL, &p->max_output_bytes);
   r.Int(v, path, "max_inflight", 1, 1000000, &p->max_inflight);
   r.Int(v, path, "error_command", 0, 0xFFFFFFFFLL, &p->error_command);
+  r.Int(v, path, "max_connections_per_ip", 0, 10000000, &p->max_connections_per_ip);
+  r.Int(v, path, "output_high_water_bytes", 4096, 0x7FFFFFFFLL, &p->output_high_water_bytes);
+  r.Int(v, path, "output_budget_bytes", 0, int64_t{1} << 46, &p->output_budget_bytes);
+  r.Int(v, path, "sndbuf_bytes", 0, 64 << 20, &p->sndbuf_bytes);
+  r.Int(v, path, "rcvbuf_bytes", 0, 64 << 20, &p->rcvbuf_bytes);
+  if (v.isMember("rate") && r.IsObject(v["rate"], "protocol.rate")) {
+    const Json::Value& rate = v["rate"];
+    r.KnownKeys(rate, "protocol.rate", {"per_s", "burst"});
+    r.Int(rate, "protocol.rate", "per_s", 0, 1000000, &p->rate.per_s);
+    r.Int(rate, "protocol.rate", "burst", 1, 100000000, &p->rate.burst);
+  }
+  if (p->rate.burst == 0) p->rate.burst = p->rate.per_s;
+  if (r.String(v, path, "ws_path", &p->ws_path, false, true)) {
+    // Compared byte for byte with the request target's path.
+    bool ok = p->ws_path.size() <= 256 && p->ws_path[0] == '/';
+    for (char c : p->ws_path) ok = ok && c > 0x20 && c < 0x7f && c != '?' && c != '#';
+    if (!ok) r.Error("protocol.ws_path", "expected a path starting with '/' (printable ASCII, no '?' or '#', at most 256)");
+  }
+  r.StringList(v, path, "ws_origins", &p->ws_origins);
+  if (v.isMember("ws_tls") && r.IsObject(v["ws_tls"], "protocol.ws_tls")) {
+    const Json::Value& tls = v["ws_tls"];
+    r.KnownKeys(tls, "protocol.ws_tls", {"cert", "key"});
+    r.String(tls, "protocol.ws_tls", "cert", &p->ws_tls_cert, true, true);
+    r.String(tls, "protocol.ws_tls", "key", &p->ws_tls_key, true, true);
+    p->ws_tls_cert = Resolve(dir, p->ws_tls_cert);
+    p->ws_tls_key = Resolve(dir, p->ws_tls_key);
+  }
   if (p->heartbeat_command != 0 && p->heartbeat_command == p->error_command)
     r.Error("protocol.heartbeat_command", "must differ from protocol.error_command");
 }
@@ -204,19 +241,65 @@ void ReadMaster(Reader& r, const Json::Value& v, const std::string& dir, MasterC
   if (!r.IsObject(v, path)) return;
   r.KnownKeys(v, path,
               {"roothost", "rootport", "webport", "admin_token", "cluster_secret", "log", "restart_backoff_ms",
-               "restart_backoff_max_ms", "give_up_restarts", "give_up_window_s", "probation_s", "stop_timeout_s"});
+               "restart_backoff_max_ms", "give_up_restarts", "give_up_window_s", "probation_s", "stop_timeout_s",
+               "admin_host", "admin_max_connections", "admin_request_timeout_s", "state_dir", "loop_stall_ms",
+               "insecure_dev", "channel_tls"});
   r.String(v, path, "roothost", &m->roothost, false, true);
   r.Port(v, path, "rootport", &m->rootport);
   r.Port(v, path, "webport", &m->webport);
   r.String(v, path, "admin_token", &m->admin_token);
   r.String(v, path, "cluster_secret", &m->cluster_secret);
-  if (r.String(v, path, "log", &m->log)) m->log = Resolve(dir, m->log);
+  r.Bool(v, path, "insecure_dev", &m->insecure_dev);
+  if (v.isMember("channel_tls") && r.IsObject(v["channel_tls"], "master.channel_tls")) {
+    const Json::Value& t = v["channel_tls"];
+    const std::string tp = "master.channel_tls";
+    r.KnownKeys(t, tp, {"cert", "key", "ca"});
+    ChannelTlsConfig& tls = m->channel_tls;
+    bool ok = r.String(t, tp, "cert", &tls.cert, true, true);
+    ok &= r.String(t, tp, "key", &tls.key, true, true);
+    ok &= r.String(t, tp, "ca", &tls.ca, true, true);
+    if (ok) {
+      tls.enabled = true;
+      tls.cert = Resolve(dir, tls.cert);
+      tls.key = Resolve(dir, tls.key);
+      tls.ca = Resolve(dir, tls.ca);
+    }
+  }
+  if (r.String(v, path, "log", &m->log) && m->log != "-") m->log = Resolve(dir, m->log);  // "-": stderr
   r.Int(v, path, "restart_backoff_ms", 1, 3600000, &m->restart_backoff_ms);
   r.Int(v, path, "restart_backoff_max_ms", 1, 3600000, &m->restart_backoff_max_ms);
   r.Int(v, path, "give_up_restarts", 1, 1000000, &m->give_up_restarts);
   r.Int(v, path, "give_up_window_s", 1, 86400, &m->give_up_window_s);
   r.Int(v, path, "probation_s", 0, 86400, &m->probation_s);
   r.Int(v, path, "stop_timeout_s", 1, 3600, &m->stop_timeout_s);
+  r.String(v, path, "admin_host", &m->admin_host, false, true);
+  r.Int(v, path, "admin_max_connections", 1, 100000, &m->admin_max_connections);
+  r.Int(v, path, "admin_request_timeout_s", 1, 3600, &m->admin_request_timeout_s);
+  if (r.String(v, path, "state_dir", &m->state_dir, false, true)) m->state_dir = Resolve(dir, m->state_dir);
+  r.Int(v, path, "loop_stall_ms", 0, 600000, &m->loop_stall_ms);
+}
+
+// Firefly's "app" (the Python module a server imports) and "reload" (the
+// module re-imported on a reload) have no meaning here: gameplay is plugins.
+// Next to "plugins" they are leftovers (warned); without it, the server would
+// start with no gameplay at all, so --check refuses and says what to write.
+void FireflyModules(Reader& r, const Json::Value& v, const std::string& path) {
+  for (const char* key : {"app", "reload"}) {
+    if (!v.isMember(key)) continue;
+    if (v.isMember("plugins")) {
+      r.Warn(Join(path, key), "Firefly's module key is replaced by \"plugins\"; ignored");
+      continue;
+    }
+    // "app.gameserver" -> "gameserver": a name the port will likely use.
+    std::string module = v[key].isString() ? v[key].asString() : "";
+    std::string plugin = module.substr(module.rfind('.') == std::string::npos ? 0 : module.rfind('.') + 1);
+    if (!ValidName(plugin)) plugin = "game";
+    r.Error(Join(path, key),
+            std::string("Firefly's \"") + key + "\"" + (module.empty() ? "" : " (\"" + module + "\")") +
+                " names a Python module; Lampyr runs gameplay as plugins. Port it to a plugin (docs/plugins.md), "
+                "then write \"plugins\": [\"" + plugin + "\"] in " + path + " and declare it at the top level: "
+                "\"plugins\": {\"" + plugin + "\": {\"path\": \"lib" + plugin + ".so\"}}; remove \"app\" and \"reload\"");
+  }
 }
 
 void ReadServer(Reader& r, const Json::Value& v, const std::string& name, const std::string& dir,
@@ -227,25 +310,32 @@ void ReadServer(Reader& r, const Json::Value& v, const std::string& name, const 
   if (!ValidName(name)) r.Error(path, "server name must be 1-64 characters of [A-Za-z0-9_.-]");
   if (!r.IsObject(v, path)) return;
   r.KnownKeys(v, path,
-              {"host", "rootport", "netport", "webport", "remoteport", "forward", "db", "mem", "cpu", "plugins",
-               "builtins", "log", "log_level", "name", "app", "reload"});
-  if (v.isMember("app") || v.isMember("reload"))
-    r.Warn(path, "Firefly's app/reload are replaced by \"plugins\"; ignored");
+              {"host", "rootport", "netport", "wsport", "webport", "remoteport", "forward", "db", "mem", "cpu", "plugins",
+               "builtins", "log", "log_level", "name", "app", "reload", "admin_host", "loop_stall_ms",
+               "work_threads", "work_queue"});
+  FireflyModules(r, v, path);
   r.String(v, path, "host", &s->host, false, true);
   r.Port(v, path, "rootport", &s->rootport);
   r.Port(v, path, "netport", &s->netport);
+  r.Port(v, path, "wsport", &s->wsport);
   r.Port(v, path, "webport", &s->webport);
+  r.String(v, path, "admin_host", &s->admin_host, false, true);
   r.String(v, path, "forward", &s->forward, false, true);
   r.Bool(v, path, "db", &s->db);
   r.Bool(v, path, "mem", &s->mem);
+  s->mem_given = v.isMember("mem");
   r.Int(v, path, "cpu", -1, 4095, &s->cpu);
-  if (r.String(v, path, "log", &s->log)) s->log = Resolve(dir, s->log);
+  if (r.String(v, path, "log", &s->log) && s->log != "-") s->log = Resolve(dir, s->log);  // "-": stderr
   if (r.String(v, path, "log_level", &s->log_level) && s->log_level != "debug" && s->log_level != "info" &&
       s->log_level != "warn" && s->log_level != "error") {
     r.Error(Join(path, "log_level"), "expected one of debug, info, warn, error");
     s->log_level = "info";
   }
   r.StringList(v, path, "plugins", &s->plugins);
+  s->loop_stall_ms = UINT32_MAX;  // unset: master.loop_stall_ms (resolved by ParseConfig)
+  r.Int(v, path, "loop_stall_ms", 0, 600000, &s->loop_stall_ms);
+  r.Int(v, path, "work_threads", 1, 64, &s->work_threads);
+  r.Int(v, path, "work_queue", 1, 1000000, &s->work_queue);
   if (v.isMember("builtins")) {
     const Json::Value& b = v["builtins"];
     const std::string bp = Join(path, "builtins");
@@ -253,8 +343,8 @@ void ReadServer(Reader& r, const Json::Value& v, const std::string& name, const 
       r.Error(bp, "expected object of handler name -> command id");
     } else {
       for (const auto& key : b.getMemberNames()) {
-        if (key != "echo" && key != "push_echo" && key != "sleep") {
-          r.Error(Join(bp, key), "unknown built-in handler (known: echo, push_echo, sleep)");
+        if (key != "echo" && key != "push_echo" && key != "sleep" && key != "decline") {
+          r.Error(Join(bp, key), "unknown built-in handler (known: echo, push_echo, sleep, decline)");
           continue;
         }
         uint32_t cmd = 0;
@@ -288,7 +378,8 @@ void ReadDb(Reader& r, const Json::Value& v, DbConfig* d) {
   d->present = true;
   r.KnownKeys(v, path,
               {"host", "port", "user", "passwd", "db", "charset", "pool", "flush_interval_ms", "flush_batch",
-               "idle_evict_s"});
+               "idle_evict_s",
+               "sql_pool", "sql_queue", "sql_timeout_ms", "tx_timeout_ms"});
   r.String(v, path, "host", &d->host, false, true);
   r.Port(v, path, "port", &d->port);
   r.String(v, path, "user", &d->user, true, true);
@@ -299,13 +390,18 @@ void ReadDb(Reader& r, const Json::Value& v, DbConfig* d) {
   r.Int(v, path, "flush_interval_ms", 1, 3600000, &d->flush_interval_ms);
   r.Int(v, path, "flush_batch", 1, 100000, &d->flush_batch);
   r.Int(v, path, "idle_evict_s", 1, 86400 * 30, &d->idle_evict_s);
+  r.Int(v, path, "sql_pool", 1, 256, &d->sql_pool);
+  r.Int(v, path, "sql_queue", 1, 1000000, &d->sql_queue);
+  r.Int(v, path, "sql_timeout_ms", 100, 3600000, &d->sql_timeout_ms);
+  r.Int(v, path, "tx_timeout_ms", 100, 3600000, &d->tx_timeout_ms);
 }
 
 void ReadMemcached(Reader& r, const Json::Value& v, MemcachedConfig* m) {
   const std::string path = "memcached";
   if (!r.IsObject(v, path)) return;
   m->present = true;
-  r.KnownKeys(v, path, {"urls", "hostname"});
+  r.KnownKeys(v, path, {"urls", "hostname",
+                        "kv_prefix", "kv_threads", "kv_queue"});
   if (!r.StringList(v, path, "urls", &m->urls) || m->urls.empty()) {
     if (!v.isMember("urls") || m->urls.empty()) r.Error("memcached.urls", "expected non-empty array of \"host:port\"");
   }
@@ -321,6 +417,25 @@ void ReadMemcached(Reader& r, const Json::Value& v, MemcachedConfig* m) {
     if (!ok) r.Error(Index("memcached.urls", static_cast<unsigned>(i)), "expected \"host:port\"");
   }
   r.String(v, path, "hostname", &m->hostname, false, false);
+  // Plugins' shared key/value (data/kv_store.h): a namespace of its own, so
+  // a plugin key can never name a cached record ("<hostname>:r:...") or the
+  // record layer's bookkeeping (every other "<hostname>:..." key).
+  const std::string records = m->hostname + ":";
+  m->kv_prefix = records + "kv:";
+  if (r.String(v, path, "kv_prefix", &m->kv_prefix, false, true)) {
+    const std::string& kv = m->kv_prefix;
+    if (records.rfind(kv, 0) == 0 || (kv.rfind(records, 0) == 0 && kv.rfind(records + "kv:", 0) != 0))
+      r.Error("memcached.kv_prefix", "must not overlap the record keys (\"" + records + "...\"); e.g. \"" + records +
+                                         "kv:\" or another name");
+    for (char ch : kv)
+      if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) {
+        r.Error("memcached.kv_prefix", "no spaces or control characters (memcached keys)");
+        break;
+      }
+    if (kv.size() > 100) r.Error("memcached.kv_prefix", "at most 100 bytes");
+  }
+  r.Int(v, path, "kv_threads", 1, 64, &m->kv_threads);
+  r.Int(v, path, "kv_queue", 1, 1000000, &m->kv_queue);
 }
 
 void ReadTables(Reader& r, const Json::Value& v, std::map<std::string, TableConfig>* tables) {
@@ -332,10 +447,11 @@ void ReadTables(Reader& r, const Json::Value& v, std::map<std::string, TableConf
     if (!ValidName(name) || name.find('.') != std::string::npos || name.find('-') != std::string::npos)
       r.Error(path, "table name must be 1-64 characters of [A-Za-z0-9_]");
     if (!r.IsObject(v[name], path)) continue;
-    r.KnownKeys(v[name], path, {"pk", "fk", "autoinc"});
+    r.KnownKeys(v[name], path, {"pk", "fk", "autoinc", "preload"});
     r.String(v[name], path, "pk", &t.pk, true, true);
     r.String(v[name], path, "fk", &t.fk, false, true);
     r.Bool(v[name], path, "autoinc", &t.autoinc);
+    r.Bool(v[name], path, "preload", &t.preload);
     (*tables)[name] = std::move(t);
   }
 }
@@ -384,12 +500,13 @@ void Validate(Reader& r, Config* c) {
     ports[{host, port}] = path;
   };
   claim(c->master.roothost, c->master.rootport, "master.rootport");
-  claim(c->master.roothost, c->master.webport, "master.webport");
+  claim(c->master.admin_host, c->master.webport, "master.webport");
   for (auto& [name, s] : c->servers) {
     const std::string path = Join("servers", name);
     claim(s.host, s.rootport, Join(path, "rootport"));
     claim(s.host, s.netport, Join(path, "netport"));
-    claim(s.host, s.webport, Join(path, "webport"));
+    claim(s.host, s.wsport, Join(path, "wsport"));
+    claim(s.admin_host, s.webport, Join(path, "webport"));
     std::set<std::string> roots;
     for (size_t i = 0; i < s.remoteport.size(); ++i) {
       RemoteLinkConfig& link = s.remoteport[i];
@@ -412,7 +529,8 @@ void Validate(Reader& r, Config* c) {
       if (link.roothost.empty()) link.roothost = root->host == "0.0.0.0" ? "127.0.0.1" : root->host;
     }
     if (!s.forward.empty()) {
-      if (s.netport == 0) r.Error(Join(path, "forward"), "only a server with netport forwards client requests");
+      if (s.netport == 0 && s.wsport == 0)
+        r.Error(Join(path, "forward"), "only a server with netport or wsport forwards client requests");
       if (!roots.count(s.forward))
         r.Error(Join(path, "forward"), "must name a server in this server's remoteport (\"" + s.forward + "\")");
     }
@@ -467,7 +585,7 @@ Status ParseConfig(std::string_view text, const std::string& dir, Config* out, s
   const Json::Value& root = c.raw;
   r.KnownKeys(root, "", {"master", "servers", "plugins", "protocol", "db", "memcached", "tables"});
   if (root.isMember("master")) ReadMaster(r, root["master"], dir, &c.master);
-  if (root.isMember("protocol")) ReadProtocol(r, root["protocol"], &c.protocol);
+  if (root.isMember("protocol")) ReadProtocol(r, root["protocol"], dir, &c.protocol);
   if (root.isMember("plugins")) ReadPlugins(r, root["plugins"], dir, check_files, &c.plugins);
   if (root.isMember("db")) ReadDb(r, root["db"], &c.db);
   if (root.isMember("memcached")) ReadMemcached(r, root["memcached"], &c.memcached);
@@ -475,35 +593,152 @@ Status ParseConfig(std::string_view text, const std::string& dir, Config* out, s
   if (!root.isMember("servers")) {
     r.Error("servers", "required");
   } else if (r.IsObject(root["servers"], "servers")) {
-    for (const auto& name : root["servers"].getMemberNames())
-      ReadServer(r, root["servers"][name], name, dir, c.master.roothost, &c.servers[name]);
+    for (const auto& name : root["servers"].getMemberNames()) {
+      ServerConfig& s = c.servers[name];
+      ReadServer(r, root["servers"][name], name, dir, c.master.roothost, &s);
+      if (s.admin_host.empty()) s.admin_host = c.master.admin_host;
+    }
   }
+  if (c.master.state_dir.empty()) c.master.state_dir = Resolve(dir, "state");
+  for (auto& [name, sc] : c.servers)
+    if (sc.loop_stall_ms == UINT32_MAX) sc.loop_stall_ms = c.master.loop_stall_ms;
   Validate(r, &c);
+  // "cpu" pins at start or the server refuses to start (core/cpu_affinity.h);
+  // a CPU this machine does not offer is only a warning here, because the
+  // config may be checked on another machine than the one that runs it.
+  if (check_files)
+    for (const auto& [name, sc] : c.servers)
+      if (sc.cpu >= 0 && !CpuAllowed(sc.cpu))
+        r.Warn(Join(Join("servers", name), "cpu"), "CPU " + std::to_string(sc.cpu) +
+                                                       " is not available on this machine (allowed: " +
+                                                       AllowedCpuList() + "): the server will refuse to start here");
 
   if (apply_env) {
-    if (const char* t = getenv("LAMPYR_ADMIN_TOKEN"); t && *t) c.master.admin_token = t;
-    if (const char* t = getenv("LAMPYR_CLUSTER_SECRET"); t && *t) c.master.cluster_secret = t;
-    if (const char* t = getenv("LAMPYR_DB_PASSWD"); t && *t) c.db.passwd = t;
+    // credential > environment > file (core/credentials.h).
+    struct Secret {
+      const char* credential;
+      const char* env;
+      const char* path;
+      std::string* value;
+      std::string* origin;  // where the effective value came from, for error messages
+    };
+    for (const Secret& s : {Secret{"admin_token", "LAMPYR_ADMIN_TOKEN", "master.admin_token", &c.master.admin_token,
+                                   &c.master.admin_token_origin},
+                            Secret{"cluster_secret", "LAMPYR_CLUSTER_SECRET", "master.cluster_secret",
+                                   &c.master.cluster_secret, &c.master.cluster_secret_origin},
+                            Secret{"db_passwd", "LAMPYR_DB_PASSWD", "db.passwd", &c.db.passwd, nullptr}}) {
+      std::string value;
+      bool found = false;
+      if (Status st = ReadCredential(s.credential, &value, &found); !st.ok()) {
+        r.Error(s.path, st.message());
+      } else if (found) {
+        *s.value = std::move(value);
+        if (s.origin) *s.origin = std::string("credential ") + s.credential;
+      } else if (const char* t = getenv(s.env); t && *t) {
+        *s.value = t;
+        if (s.origin) *s.origin = s.env;
+      }
+    }
   }
   if (r.errors() > 0) return Status::Error("invalid config: " + std::to_string(r.errors()) + " error(s)");
   *out = std::move(c);
   return Status::OK();
 }
 
+namespace {
+
+// The values the shipped configs (conf/*.json) and the docs carry: known
+// to everybody, so as good as none.
+constexpr const char* kSampleSecrets[] = {"change-me", "change-me-too"};
+
+// Why `value` may not serve as the secret at `path`; "" if it may.
+std::string WeakSecret(const std::string& value) {
+  for (const char* sample : kSampleSecrets)
+    if (value == sample) return "is the sample value of the shipped configs";
+  if (value.size() < kMinSecretBytes)
+    return "is shorter than " + std::to_string(kMinSecretBytes) + " bytes (" + std::to_string(value.size()) + ")";
+  return "";
+}
+
+}  // namespace
+
+std::vector<ConfigIssue> CheckSecrets(const Config& c) {
+  bool links = c.master.rootport != 0, admin = c.master.webport != 0;
+  for (const auto& [name, s] : c.servers) {
+    links |= s.rootport != 0 || !s.remoteport.empty();
+    admin |= s.webport != 0;
+  }
+  const bool warn = c.master.insecure_dev;
+  const std::string how =
+      "; set a random value of at least " + std::to_string(kMinSecretBytes) +
+      " bytes (e.g. `openssl rand -hex 24`), preferably in the environment";
+  std::vector<ConfigIssue> issues;
+  auto check = [&](const char* path, const char* env, const std::string& value, const std::string& origin) {
+    std::string why = WeakSecret(value);
+    if (why.empty()) return;
+    std::string where = origin.empty() ? std::string(path) : std::string(path) + " (from " + origin + ")";
+    std::string reason = (value.empty() ? std::string("is required when servers link to each other (master.rootport, "
+                                                      "rootport or remoteport)")
+                                        : why) +
+                         how + " (" + env + ")";
+    if (warn) reason += "; accepted because master.insecure_dev is true";
+    issues.push_back({where, reason, warn});
+  };
+  if (links) check("master.cluster_secret", "LAMPYR_CLUSTER_SECRET", c.master.cluster_secret, c.master.cluster_secret_origin);
+  // An empty token is a decision: the admin API is read-only.
+  if (admin && !c.master.admin_token.empty())
+    check("master.admin_token", "LAMPYR_ADMIN_TOKEN", c.master.admin_token, c.master.admin_token_origin);
+  return issues;
+}
+
+Status ReadConfigFile(const std::string& file, std::string* text) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+  // below anyway); regular files ignore the flag.
+  const int fd = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return Status::Error(std::string("cannot open: ") + strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return Status::Error(std::string("cannot stat: ") + strerror(errno));
+  if (S_ISDIR(st.st_mode)) return Status::Error("is a directory, not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Status::Error("not a regular file (a FIFO, device or socket); a config must be a file");
+  const auto limit = std::to_string(kMaxConfigBytes >> 20) + " MiB";
+  if (static_cast<uint64_t>(st.st_size) > kMaxConfigBytes)
+    return Status::Error("larger than " + limit + " (" + std::to_string(st.st_size) + " bytes)");
+  // The size may change while we read: the cap is on what is read.
+  std::string out;
+  out.resize(kMaxConfigBytes + 1);
+  size_t have = 0;
+  while (have < out.size()) {
+    const ssize_t n = read(fd, out.data() + have, out.size() - have);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Error(std::string("cannot read: ") + strerror(errno));
+    }
+    have += static_cast<size_t>(n);
+  }
+  if (have > kMaxConfigBytes) return Status::Error("larger than " + limit);
+  out.resize(have);
+  *text = std::move(out);
+  return Status::OK();
+}
+
 Status LoadConfig(const std::string& file, Config* out, std::vector<ConfigIssue>* issues, bool apply_env) {
   std::vector<ConfigIssue> local;
   if (!issues) issues = &local;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    issues->push_back({file, "cannot read config file", false});
-    return Status::Error("cannot read " + file);
+  std::string text;
+  if (Status st = ReadConfigFile(file, &text); !st.ok()) {
+    issues->push_back({file, st.message(), false});
+    return Status::Error("cannot read config " + file + ": " + st.message());
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   std::error_code ec;
   fs::path abs = fs::absolute(file, ec);
   std::string dir = abs.parent_path().lexically_normal().string();
-  Status s = ParseConfig(ss.str(), dir, out, issues, apply_env, true);
+  Status s = ParseConfig(text, dir, out, issues, apply_env, true);
   if (s.ok()) out->path = abs.lexically_normal().string();
   return s;
 }

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/activity.h"
+#include "core/guard.h"
 #include "core/log.h"
 
 namespace lampyr {
@@ -97,7 +99,10 @@ void EventLoop::DrainPosted() {
     std::lock_guard<std::mutex> lock(post_mu_);
     batch.swap(posted_);
   }
-  for (auto& fn : batch) fn();
+  for (auto& fn : batch) {
+    Activity running("posted task");
+    Guarded("posted task", fn);
+  }
 }
 
 TimerId EventLoop::RunAfter(double seconds, std::function<void()> cb) { return AddTimer(seconds, false, std::move(cb)); }
@@ -127,13 +132,17 @@ void EventLoop::OnTimer(int, short, void* arg) {
     auto it = loop->timers_.find(id);
     std::unique_ptr<Timer> owned = std::move(it->second);
     loop->timers_.erase(it);
-    owned->cb();
+    {
+      Activity running("timer");
+      Guarded("timer", owned->cb);
+    }
     event_free(owned->ev);
     return;
   }
   // Repeating: copy the callback so Cancel() from inside it is safe.
   auto cb = t->cb;
-  cb();
+  Activity running("timer");
+  Guarded("timer", cb);
 }
 
 void EventLoop::Cancel(TimerId id) {
@@ -147,7 +156,12 @@ void EventLoop::OnSignal(int signo, std::function<void()> cb) {
   auto s = std::make_unique<Signal>();
   s->cb = std::move(cb);
   s->ev = evsignal_new(
-      base_, signo, [](int, short, void* arg) { static_cast<Signal*>(arg)->cb(); }, s.get());
+      base_, signo,
+      [](int, short, void* arg) {
+        Activity running("signal");
+        Guarded("signal", static_cast<Signal*>(arg)->cb);
+      },
+      s.get());
   evsignal_add(s->ev, nullptr);
   signals_.push_back(std::move(s));
 }

@@ -1,6 +1,8 @@
 // EventLoop: one libevent event_base driven by one thread. Everything that
 // touches sockets, sessions or plugins runs on it. Other threads (the worker
 // pool) hand results back with Post(), which is the only thread-safe call.
+// Each timer, posted task and signal handler runs as an Activity (the
+// loop-stall watchdog, core/activity.h) inside Guarded() (core/guard.h).
 #pragma once
 
 #include <cstdint>

@@ -26,6 +26,7 @@ Status DataEngine::Start() {
     MysqlSession boot(config_.db);
     if (s = boot.Ensure(); !s.ok()) return s;
     if (s = core_->mutable_schema()->Load(&boot, config_.db.db, config_.tables); !s.ok()) return s;
+    if (s = core_->EnsureMetaTables(boot); !s.ok()) return s;
   }
 
   // What a previous run of this writer left dirty (it may have crashed).
@@ -55,6 +56,10 @@ Status DataEngine::Start() {
   flusher_ = std::make_unique<Flusher>(core_.get(), std::make_unique<WorkerCtx>(config_.db, std::move(shared->back())),
                                        config_.db.flush_interval_ms, config_.db.flush_batch);
   shared->pop_back();
+  // Registered before any worker runs: nothing is acknowledged by a writer
+  // the others cannot see (cache epochs, docs/data.md).
+  if (s = flusher_->Start(); !s.ok()) return s;
+  core_->set_sync_poke([f = flusher_.get()] { f->RequestSync(); });
   pool_ = std::make_unique<WorkerPool<WorkerCtx>>();
   const DbConfig db = config_.db;
   pool_->Start(
@@ -64,7 +69,6 @@ Status DataEngine::Start() {
         return std::make_unique<WorkerCtx>(db, std::move((*shared)[i]));
       },
       [] { MysqlThreadEnd(); });
-  flusher_->Start();
   started_ = true;
   LOG_INFO("data", "data layer up: %zu tables, %zu workers, flush every %u ms, writer %s",
            core_->schema().tables().size(), workers, config_.db.flush_interval_ms, options_.writer_id.c_str());

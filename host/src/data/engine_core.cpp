@@ -1,6 +1,8 @@
 #include "data/engine_core.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cinttypes>
 
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -10,6 +12,19 @@ namespace lampyr::data {
 namespace {
 
 constexpr int kMaxCasAttempts = 1000;
+// How long an operation waits for a closed cache epoch to open before it is
+// refused: rounds of at most kOpenWaitMs each.
+constexpr int kOpenRounds = 100;
+constexpr int kOpenWaitMs = 50;
+// The lampyr_sync row that counts epochs; writers' rows are "w:<id>".
+const char* kEpochRow = "#";
+
+Status Refused(const std::string& why) {
+  return Status::Error("data: update refused, nothing applied: " + why + " (retry)");
+}
+
+const char* kClosedText =
+    "memcached lost its data; the cache reopens once every writer has written its unflushed changes to MySQL";
 
 Status NotFound(const TableSchema& t, const std::string& pk) {
   return Status::Error("data: " + t.name + " record " + EscapeKeyPart(pk) + " not found");
@@ -29,8 +44,10 @@ DataMetrics::DataMetrics() {
   fallback_reads =
       m.GetCounter("lampyr_data_degraded_reads_total", "Reads served without memcached (memcached unreachable)");
   cas_conflicts = m.GetCounter("lampyr_data_cas_conflicts_total", "Updates retried after a CAS conflict");
-  write_through =
-      m.GetCounter("lampyr_data_write_through_total", "Updates written straight to MySQL (memcached unreachable)");
+  refused = m.GetCounter("lampyr_data_refused_updates_total",
+                         "Updates refused unapplied: memcached unreachable or its cache epoch not open");
+  fences = m.GetCounter("lampyr_data_epochs_started_total",
+                        "New cache epochs started because a memcached server had lost its data");
   memcached_errors = m.GetCounter("lampyr_data_memcached_errors_total", "memcached calls that failed");
   mysql_errors = m.GetCounter("lampyr_data_mysql_errors_total", "MySQL calls that failed");
   flushed_rows = m.GetCounter("lampyr_data_flushed_rows_total", "Dirty records written to MySQL by write-behind");
@@ -64,38 +81,266 @@ EngineCore::EngineCore(const Config& config, std::string writer_id)
       queue_(keys_.IndexPrefix(writer_id_)),
       mc_health_("memcached", metrics_.memcached_up, metrics_.memcached_errors),
       mysql_health_("mysql", metrics_.mysql_up, metrics_.mysql_errors),
-      idle_exptime_(config.db.idle_evict_s) {}
+      idle_exptime_(config.db.idle_evict_s),
+      prefix_(PrefixOf(config)),
+      marker_key_(prefix_ + ":epoch") {
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016" PRIx64, Fnv1a(prefix_ + "\n" + writer_id_));
+  // MySQL named locks are at most 64 characters: a hash of prefix + writer.
+  lock_name_ = std::string("lampyr.w.") + hex;
+}
+
+uint64_t OpGate::Enter() {
+  std::lock_guard<std::mutex> lk(mu_);
+  ++inflight_[gen_ & 1];
+  return gen_;
+}
+
+void OpGate::Leave(uint64_t gen) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (--inflight_[gen & 1] == 0) cv_.notify_all();
+}
+
+void OpGate::Barrier() {
+  std::unique_lock<std::mutex> lk(mu_);
+  const uint64_t old = gen_++;
+  cv_.wait(lk, [&] { return inflight_[old & 1] == 0; });
+}
+
+namespace {
+class OpGuard {
+ public:
+  explicit OpGuard(OpGate* g) : g_(g), gen_(g->Enter()) {}
+  ~OpGuard() { Leave(); }
+  void Leave() {
+    if (g_) g_->Leave(gen_);
+    g_ = nullptr;
+  }
+
+ private:
+  OpGate* g_;
+  uint64_t gen_;
+};
+
+bool ParseMarker(const std::string& v, EpochMarker* m) {
+  if (v.size() < 3 || (v[0] != 'O' && v[0] != 'P') || v[1] != ' ') return false;
+  try {
+    m->epoch = std::stoull(v.substr(2));
+  } catch (...) {
+    return false;
+  }
+  m->state = v[0] == 'O' ? EpochMarker::kOpen : EpochMarker::kPending;
+  return m->epoch > 0 || m->state == EpochMarker::kPending;  // "P 0": claimed, not numbered yet
+}
+}  // namespace
+
+Status EngineCore::EnsureMetaTables(MysqlSession& db) {
+  // The engine's own bookkeeping, beside the game tables (docs/data.md):
+  // the version of every row the engine wrote, and the writers of each cache
+  // prefix with the epoch each has synced to.
+  Status s = db.Exec(
+      "CREATE TABLE IF NOT EXISTS lampyr_rowver (tbl VARBINARY(64) NOT NULL, pk VARBINARY(250) NOT NULL, "
+      "ver BIGINT UNSIGNED NOT NULL, PRIMARY KEY (tbl, pk)) ENGINE=InnoDB",
+      {});
+  if (s.ok())
+    s = db.Exec(
+        "CREATE TABLE IF NOT EXISTS lampyr_sync (prefix VARBINARY(250) NOT NULL, writer VARBINARY(250) NOT NULL, "
+        "lockname VARBINARY(64) NOT NULL, n BIGINT UNSIGNED NOT NULL, PRIMARY KEY (prefix, writer)) ENGINE=InnoDB",
+        {});
+  if (s.ok())
+    s = db.Exec("INSERT IGNORE INTO lampyr_sync (prefix, writer, lockname, n) VALUES (?, ?, '', 0)",
+                {prefix_, std::string(kEpochRow)});
+  if (!s.ok()) return Status::Error("data: creating the engine's tables lampyr_rowver/lampyr_sync: " + s.message());
+  return s;
+}
+
+Status EngineCore::Register(MysqlSession& db, uint64_t* fence) {
+  std::vector<std::vector<Value>> rows;
+  Status s = db.Query("SELECT IS_USED_LOCK(?) <=> CONNECTION_ID()", {lock_name_}, &rows);
+  if (!s.ok()) return s;
+  if (rows.empty() || rows[0][0].value_or("0") != "1") {
+    // First call, or the connection was lost (MySQL released the lock: the
+    // other writers stopped waiting for us meanwhile, docs/data.md).
+    rows.clear();
+    s = db.Query("SELECT GET_LOCK(?, 10)", {lock_name_}, &rows);
+    if (!s.ok()) return s;
+    if (rows.empty() || rows[0][0].value_or("0") != "1")
+      return Status::Error("data: writer " + writer_id_ + " seems to run twice (MySQL lock " + lock_name_ + " held)");
+    s = db.Exec(
+        "INSERT INTO lampyr_sync (prefix, writer, lockname, n) VALUES (?, ?, ?, 0) "
+        "ON DUPLICATE KEY UPDATE lockname = VALUES(lockname)",
+        {prefix_, "w:" + writer_id_, lock_name_});
+    if (!s.ok()) return s;
+  }
+  rows.clear();
+  s = db.Query("SELECT n FROM lampyr_sync WHERE prefix = ? AND writer = ?", {prefix_, std::string(kEpochRow)}, &rows);
+  if (!s.ok()) return s;
+  *fence = rows.empty() || !rows[0][0] ? 0 : std::stoull(*rows[0][0]);
+  return s;
+}
+
+Status EngineCore::MarkSynced(MysqlSession& db, uint64_t fence) {
+  Status s = db.Exec("UPDATE lampyr_sync SET n = GREATEST(n, CAST(? AS UNSIGNED)) WHERE prefix = ? AND writer = ?",
+                     {std::to_string(fence), prefix_, "w:" + writer_id_});
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lk(sync_mu_);
+    if (synced_.load() < fence) synced_ = fence;
+  }
+  sync_cv_.notify_all();
+  return s;
+}
+
+Status EngineCore::RowVersions(MysqlSession& db, const TableSchema& t, const std::vector<std::string>& pks,
+                               bool for_update, std::map<std::string, uint64_t>* out) {
+  for (size_t i = 0; i < pks.size(); i += 500) {
+    std::string q = "SELECT pk, ver FROM lampyr_rowver WHERE tbl = ? AND pk IN (";
+    std::vector<Value> params{t.name};
+    for (size_t j = i; j < pks.size() && j < i + 500; ++j) {
+      q += j == i ? "?" : ",?";
+      params.push_back(pks[j]);
+    }
+    q += for_update ? ") FOR UPDATE" : ")";
+    std::vector<std::vector<Value>> rows;
+    if (Status s = db.Query(q, params, &rows); !s.ok()) return s;
+    for (auto& r : rows)
+      if (r[0] && r[1]) (*out)[*r[0]] = std::stoull(*r[1]);
+  }
+  return Status::OK();
+}
+
+Status EngineCore::StoreRowVersions(MysqlSession& db,
+                                    const std::vector<std::tuple<std::string, std::string, uint64_t>>& v) {
+  for (size_t i = 0; i < v.size(); i += 500) {
+    std::string q = "INSERT INTO lampyr_rowver (tbl, pk, ver) VALUES ";
+    std::vector<Value> params;
+    for (size_t j = i; j < v.size() && j < i + 500; ++j) {
+      q += j == i ? "(?,?,?)" : ",(?,?,?)";
+      params.push_back(std::get<0>(v[j]));
+      params.push_back(std::get<1>(v[j]));
+      params.push_back(std::to_string(std::get<2>(v[j])));
+    }
+    q += " ON DUPLICATE KEY UPDATE ver = GREATEST(ver, VALUES(ver))";
+    if (Status s = db.Exec(q, params); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status EngineCore::NewEpoch(WorkerCtx& w, uint64_t* epoch) {
+  Status s = w.mysql.Exec("UPDATE lampyr_sync SET n = LAST_INSERT_ID(n + 1) WHERE prefix = ? AND writer = ?",
+                          {prefix_, std::string(kEpochRow)});
+  std::vector<std::vector<Value>> rows;
+  if (s.ok()) s = w.mysql.Query("SELECT LAST_INSERT_ID()", {}, &rows);
+  if (!s.ok()) {
+    if (!w.mysql.connected()) mysql_health_.Failed(s.message());
+    return s;
+  }
+  *epoch = rows.empty() || !rows[0][0] ? 0 : std::stoull(*rows[0][0]);
+  if (*epoch == 0) return Status::Error("data: no epoch counter for cache prefix " + prefix_);
+  return s;
+}
+
+Status EngineCore::AllSynced(WorkerCtx& w, uint64_t epoch, bool* all) {
+  // A writer whose named lock is free is gone: what it had not flushed went
+  // with it and with memcached's data (two failures, docs/data.md).
+  std::vector<std::vector<Value>> rows;
+  Status s = w.mysql.Query(
+      "SELECT COUNT(*) FROM lampyr_sync WHERE prefix = ? AND writer <> ? AND n < CAST(? AS UNSIGNED) "
+      "AND IS_USED_LOCK(lockname) IS NOT NULL",
+      {prefix_, std::string(kEpochRow), std::to_string(epoch)}, &rows);
+  if (!s.ok()) {
+    if (!w.mysql.connected()) mysql_health_.Failed(s.message());
+    return s;
+  }
+  *all = !rows.empty() && rows[0][0].value_or("1") == "0";
+  return s;
+}
+
+McResult EngineCore::ReadMarker(McClient* mc, const std::string& key, EpochMarker* m) {
+  std::map<std::string, McItem> items;
+  McResult r = mc->MultiGetByKey(key, {marker_key_}, &items);
+  *m = EpochMarker{};
+  if (r != McResult::kOk) return r;
+  auto it = items.find(marker_key_);
+  if (it != items.end() && ParseMarker(it->second.value, m)) m->cas = it->second.cas;
+  else *m = EpochMarker{};
+  return r;
+}
+
+McResult EngineCore::ReadRecord(McClient* mc, const std::string& key, CacheSlot* slot, EpochMarker* m) {
+  std::map<std::string, McItem> items;
+  McResult r = mc->MultiGetByKey(key, {marker_key_, key}, &items);
+  *m = EpochMarker{};
+  slot->cas = 0;
+  if (r != McResult::kOk) return r;
+  if (auto it = items.find(marker_key_); it != items.end() && ParseMarker(it->second.value, m))
+    m->cas = it->second.cas;
+  else
+    *m = EpochMarker{};
+  auto it = items.find(key);
+  if (it == items.end()) return McResult::kNotFound;
+  r = CacheStore::Decode(mc, key, it->second, slot);
+  if (r == McResult::kExists) r = CacheStore::Read(mc, key, slot);  // a torn chunked read: read it again
+  if (r == McResult::kNotFound) slot->cas = 0;
+  if (r != McResult::kOk) return r;
+  // A copy stored under another epoch (before memcached lost its data, or by
+  // an operation that straddled the restart) may be older than MySQL.
+  if (m->state != EpochMarker::kOpen || slot->rec.epoch != m->epoch) return McResult::kNotFound;
+  return r;
+}
+
+Status EngineCore::AwaitOpen(WorkerCtx& w, const std::string& key, EpochMarker* m) {
+  for (int round = 0;; ++round) {
+    if (m->state == EpochMarker::kOpen) return Status::OK();
+    if (round == kOpenRounds) break;
+    if (m->state == EpochMarker::kMissing) {
+      // This server lost its data (restart, or it is new): nothing cached on
+      // it may be used until every writer has flushed what it holds. First
+      // claim the marker ("P 0"), then number the epoch: the number is then
+      // taken after this incarnation of the server started, so a writer that
+      // synced to it flushed after the old incarnation died. (Numbering first
+      // could let a delayed add put an old number on a newer incarnation.)
+      McResult a = w.mc->AddByKey(key, marker_key_, "P 0", 0);
+      if (a == McResult::kDown) return Refused("memcached unreachable");
+    } else if (m->state == EpochMarker::kPending && m->epoch == 0) {
+      uint64_t epoch = 0;
+      if (Status s = NewEpoch(w, &epoch); !s.ok()) return Refused(std::string(kClosedText) + ": " + s.message());
+      McResult c = w.mc->CasByKey(key, marker_key_, "P " + std::to_string(epoch), 0, m->cas);
+      if (c == McResult::kDown) return Refused("memcached unreachable");
+      if (c == McResult::kOk) {
+        metrics_.fences->Inc();
+        LOG_WARN("data", "memcached server of %s has no cache-epoch marker (restarted, or first use of this key "
+                 "prefix): cache epoch %" PRIu64 " closed until every writer has flushed", key.c_str(), epoch);
+      }
+    } else {
+      const uint64_t epoch = m->epoch;
+      if (synced_.load() < epoch) {
+        if (poke_) poke_();
+        std::unique_lock<std::mutex> lk(sync_mu_);
+        sync_cv_.wait_for(lk, std::chrono::milliseconds(kOpenWaitMs), [&] { return synced_.load() >= epoch; });
+      }
+      if (synced_.load() >= epoch) {
+        bool all = false;
+        if (Status s = AllSynced(w, epoch, &all); !s.ok()) return Refused(std::string(kClosedText) + ": " + s.message());
+        if (all) {
+          if (w.mc->CasByKey(key, marker_key_, "O " + std::to_string(epoch), 0, m->cas) == McResult::kOk)
+            LOG_INFO("data", "cache epoch %" PRIu64 " open: every writer has flushed", epoch);
+        } else {
+          std::unique_lock<std::mutex> lk(sync_mu_);
+          sync_cv_.wait_for(lk, std::chrono::milliseconds(kOpenWaitMs / 2));
+        }
+      }
+    }
+    McResult r = ReadMarker(w.mc.get(), key, m);
+    if (r == McResult::kDown) return Refused("memcached unreachable");
+  }
+  return Refused(kClosedText);
+}
 
 McResult EngineCore::Note(McResult r, McClient* mc) {
   if (r == McResult::kDown) mc_health_.Failed(mc->last_error());
   else mc_health_.Ok();
   return r;
-}
-
-void EngineCore::MarkStale(const std::string& key) {
-  std::lock_guard<std::mutex> lk(stale_mu_);
-  stale_.insert(key);
-  have_stale_ = true;
-}
-
-void EngineCore::ForgetStaleCopies(McClient* mc) {
-  if (!have_stale_.load()) return;
-  std::set<std::string> keys;
-  {
-    std::lock_guard<std::mutex> lk(stale_mu_);
-    keys.swap(stale_);
-    have_stale_ = false;
-  }
-  for (auto it = keys.begin(); it != keys.end();) {
-    McResult r = mc->Delete(*it);
-    if (r == McResult::kDown) break;
-    it = keys.erase(it);
-  }
-  if (!keys.empty()) {
-    std::lock_guard<std::mutex> lk(stale_mu_);
-    stale_.insert(keys.begin(), keys.end());
-    have_stale_ = true;
-  }
 }
 
 void EngineCore::Touched(McClient* mc, const std::string& key, bool refresh) {
@@ -133,8 +378,18 @@ Status EngineCore::SelectRow(WorkerCtx& w, const TableSchema& t, const std::stri
 
 Status EngineCore::LoadForCache(WorkerCtx& w, const TableSchema& t, const std::string& pk, const std::string& key,
                                 CachedRecord* rec, bool* found) {
-  if (auto q = queue_.Find(key); q && q->has_data) {
-    // Unflushed changes of ours that memcached lost: they are newer than MySQL.
+  // MySQL's row and the version it was written at; our own unflushed copy
+  // only when it is newer (another writer may have flushed a newer one since).
+  std::optional<Row> row;
+  Status s = SelectRow(w, t, pk, false, &row);
+  std::map<std::string, uint64_t> versions;
+  if (s.ok()) s = RowVersions(w.mysql, t, {pk}, false, &versions);
+  if (!s.ok()) {
+    if (!w.mysql.connected()) mysql_health_.Failed(s.message());
+    return s;
+  }
+  const uint64_t stored = versions.count(pk) ? versions[pk] : 0;
+  if (auto q = queue_.Find(key); q && q->has_data && q->version > stored) {
     rec->version = q->version;
     rec->dirty = true;
     rec->deleted = q->deleted;
@@ -142,13 +397,10 @@ Status EngineCore::LoadForCache(WorkerCtx& w, const TableSchema& t, const std::s
     *found = true;
     return Status::OK();
   }
-  std::optional<Row> row;
-  Status s = SelectRow(w, t, pk, false, &row);
-  if (!s.ok()) return s;
   metrics_.mysql_reads->Inc();
   *found = row.has_value();
   if (row) {
-    rec->version = 0;
+    rec->version = stored;
     rec->dirty = false;
     rec->deleted = false;
     rec->row = std::move(*row);
@@ -159,10 +411,16 @@ Status EngineCore::LoadForCache(WorkerCtx& w, const TableSchema& t, const std::s
 Status EngineCore::Get(WorkerCtx& w, const TableSchema& t, const std::string& pk, std::optional<Row>* out) {
   const std::string key = keys_.Record(t.name, pk);
   if (Status s = CheckKey(key); !s.ok()) return s;
-  ForgetStaleCopies(w.mc.get());
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
     CacheSlot slot;
-    McResult r = Note(CacheStore::Read(w.mc.get(), key, &slot), w.mc.get());
+    EpochMarker m;
+    McResult r = Note(ReadRecord(w.mc.get(), key, &slot, &m), w.mc.get());
+    if (r == McResult::kDown) break;
+    if (m.state != EpochMarker::kOpen) {
+      // A read from MySQL now could miss what other writers still hold.
+      if (Status s = AwaitOpen(w, key, &m); !s.ok()) return s;
+      continue;
+    }
     if (r == McResult::kOk) {
       metrics_.hits->Inc();
       if (!slot.rec.dirty) Touched(w.mc.get(), key, true);
@@ -170,7 +428,6 @@ Status EngineCore::Get(WorkerCtx& w, const TableSchema& t, const std::string& pk
       else *out = std::move(slot.rec.row);
       return Status::OK();
     }
-    if (r == McResult::kDown) break;
     metrics_.misses->Inc();
     CachedRecord rec;
     bool found = false;
@@ -179,9 +436,13 @@ Status EngineCore::Get(WorkerCtx& w, const TableSchema& t, const std::string& pk
       out->reset();
       return Status::OK();
     }
+    rec.epoch = m.epoch;
     if (rec.dirty) queue_.EnsureListed(w.mc.get(), key, t.name, pk, /*force=*/true);
-    McResult a = Note(CacheStore::Add(w.mc.get(), key, rec, rec.dirty ? 0 : idle_exptime_), w.mc.get());
-    if (a == McResult::kNotStored || a == McResult::kExists) continue;  // someone cached it first: read theirs
+    const uint32_t exp = rec.dirty ? 0 : idle_exptime_;
+    McResult a = Note(slot.cas ? CacheStore::Cas(w.mc.get(), key, slot, rec, exp)
+                               : CacheStore::Add(w.mc.get(), key, rec, exp),
+                      w.mc.get());
+    if (a == McResult::kNotStored || a == McResult::kExists || a == McResult::kNotFound) continue;  // raced: re-read
     if (a == McResult::kOk) Touched(w.mc.get(), key, false);
     if (rec.deleted) out->reset();
     else *out = std::move(rec.row);
@@ -205,15 +466,27 @@ Status EngineCore::GetMany(WorkerCtx& w, const TableSchema& t, const std::vector
     keys.push_back(keys_.Record(t.name, pk));
     if (Status s = CheckKey(keys.back()); !s.ok()) return s;
   }
-  ForgetStaleCopies(w.mc.get());
   std::map<std::string, McItem> items;
   McResult r = Note(w.mc->MultiGet(keys, &items), w.mc.get());
+  // A hit counts only if stored under the open epoch of its server.
+  std::map<uint32_t, EpochMarker> markers;
+  auto current = [&](const std::string& key, uint64_t epoch) {
+    const uint32_t server = w.mc->ServerOf(key);
+    auto m = markers.find(server);
+    if (m == markers.end()) {
+      EpochMarker marker;
+      if (ReadMarker(w.mc.get(), key, &marker) != McResult::kOk) return false;
+      m = markers.emplace(server, marker).first;
+    }
+    return m->second.state == EpochMarker::kOpen && m->second.epoch == epoch;
+  };
   for (size_t i = 0; i < pks.size(); ++i) {
     if (r == McResult::kOk) {
       auto it = items.find(keys[i]);
       if (it != items.end()) {
         CacheSlot slot;
-        if (CacheStore::Decode(w.mc.get(), keys[i], it->second, &slot) == McResult::kOk) {
+        if (CacheStore::Decode(w.mc.get(), keys[i], it->second, &slot) == McResult::kOk &&
+            current(keys[i], slot.rec.epoch)) {
           metrics_.hits->Inc();
           if (!slot.rec.deleted) (*out)[i] = std::move(slot.rec.row);
           continue;
@@ -321,19 +594,43 @@ Status EngineCore::Modify(WorkerCtx& w, const TableSchema& t, const std::string&
                           bool remove, Row* out) {
   const std::string key = keys_.Record(t.name, pk);
   if (Status s = CheckKey(key); !s.ok()) return s;
-  ForgetStaleCopies(w.mc.get());
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    // From the read to the queue entry: the flusher's sync barrier waits for
+    // this, so a change acknowledged against a server that then lost its data
+    // is in the queue before the flush that lets the new epoch open.
+    OpGuard guard(&gate_);
     CacheSlot slot;
-    McResult r = Note(CacheStore::Read(w.mc.get(), key, &slot), w.mc.get());
-    if (r == McResult::kDown) return WriteThrough(w, t, pk, mutate, remove, out);
+    EpochMarker m;
+    McResult r = Note(ReadRecord(w.mc.get(), key, &slot, &m), w.mc.get());
+    // No write-through: MySQL may be older than what other writers hold in
+    // their queues, so an update applied there could be lost (docs/data.md).
+    if (r == McResult::kDown) {
+      metrics_.refused->Inc();
+      return Refused("memcached unreachable");
+    }
+    if (m.state != EpochMarker::kOpen) {
+      guard.Leave();
+      if (Status s = AwaitOpen(w, key, &m); !s.ok()) {
+        metrics_.refused->Inc();
+        return s;
+      }
+      continue;
+    }
     if (r == McResult::kNotFound) {
       CachedRecord rec;
       bool found = false;
       if (Status s = LoadForCache(w, t, pk, key, &rec, &found); !s.ok()) return s;
       if (!found) return NotFound(t, pk);
+      rec.epoch = m.epoch;
       if (rec.dirty) queue_.EnsureListed(w.mc.get(), key, t.name, pk, /*force=*/true);
-      McResult a = Note(CacheStore::Add(w.mc.get(), key, rec, rec.dirty ? 0 : idle_exptime_), w.mc.get());
-      if (a == McResult::kDown) return WriteThrough(w, t, pk, mutate, remove, out);
+      const uint32_t exp = rec.dirty ? 0 : idle_exptime_;
+      McResult a = Note(slot.cas ? CacheStore::Cas(w.mc.get(), key, slot, rec, exp)
+                                 : CacheStore::Add(w.mc.get(), key, rec, exp),
+                        w.mc.get());
+      if (a == McResult::kDown) {
+        metrics_.refused->Inc();
+        return Refused("memcached unreachable");
+      }
       if (a == McResult::kTooBig) return Status::Error("data: record too large for memcached");
       continue;  // read it back with its CAS
     }
@@ -345,6 +642,7 @@ Status EngineCore::Modify(WorkerCtx& w, const TableSchema& t, const std::string&
     }
     CachedRecord next;
     next.version = slot.rec.version + 1;
+    next.epoch = m.epoch;
     next.dirty = true;
     next.deleted = remove;
     next.row = row;
@@ -355,6 +653,7 @@ Status EngineCore::Modify(WorkerCtx& w, const TableSchema& t, const std::string&
     if (c == McResult::kOk) {
       if (queue_.Record(w.mc.get(), key, t.name, pk, row, remove, next.version) != McResult::kOk)
         metrics_.index_errors->Inc();
+      guard.Leave();
       metrics_.dirty->Set(static_cast<int64_t>(queue_.size()));
       FkChanged(w, t, pk, slot.rec.row, row, remove);
       *out = std::move(row);
@@ -364,70 +663,17 @@ Status EngineCore::Modify(WorkerCtx& w, const TableSchema& t, const std::string&
       metrics_.cas_conflicts->Inc();
       continue;
     }
-    if (c == McResult::kDown) return WriteThrough(w, t, pk, mutate, remove, out);
+    if (c == McResult::kDown) {
+      // Not acknowledged. If memcached died, the change (if it got there)
+      // died with its data; if it only timed out, it may have applied it: the
+      // record is then dirty in the cache and our placeholder gets it flushed.
+      metrics_.refused->Inc();
+      return Status::Error("data: memcached stopped answering during the update: not acknowledged, and it may or "
+                           "may not have been applied");
+    }
     return Status::Error(std::string("data: cache write failed: ") + McResultName(c));
   }
   return Status::Error("data: " + t.name + " record " + EscapeKeyPart(pk) + ": too many concurrent updates");
-}
-
-Status EngineCore::WriteThrough(WorkerCtx& w, const TableSchema& t, const std::string& pk, const Mutator& mutate,
-                                bool remove, Row* out) {
-  const std::string key = keys_.Record(t.name, pk);
-  metrics_.write_through->Inc();
-  if (Status s = w.mysql.Begin(); !s.ok()) {
-    mysql_health_.Failed(s.message());
-    return s;
-  }
-  std::optional<Row> base;
-  Status s = SelectRow(w, t, pk, true, &base);
-  if (!s.ok()) {
-    w.mysql.Rollback();
-    return s;
-  }
-  if (auto q = queue_.Find(key); q && q->has_data) {
-    if (q->deleted) base.reset();
-    else base = q->row;
-  }
-  if (!base) {
-    w.mysql.Rollback();
-    return NotFound(t, pk);
-  }
-  Row row = *base;
-  if (!remove) {
-    if (s = mutate(row); !s.ok() || !(s = CheckMutation(t, pk, row)).ok()) {
-      w.mysql.Rollback();
-      return s;
-    }
-    std::vector<std::string> cols;
-    std::vector<Value> params;
-    for (const auto& c : t.columns) {
-      auto it = row.find(c.name);
-      if (it == row.end()) continue;
-      cols.push_back(c.name);
-      params.push_back(it->second);
-    }
-    s = w.mysql.Exec(sqltext::Upsert(t, cols, 1), params);
-  } else {
-    s = w.mysql.Exec(sqltext::DeleteMany(t, 1), {pk});
-  }
-  if (s.ok()) s = w.mysql.Commit();
-  if (!s.ok()) {
-    w.mysql.Rollback();
-    if (!w.mysql.connected()) mysql_health_.Failed(s.message());
-    return s;
-  }
-  // MySQL now holds this change; queued older data must not overwrite it,
-  // and the cached copy (if memcached kept one) is stale.
-  queue_.RecordIfQueued(key, row, remove);
-  MarkStale(key);
-  if (!t.fk.empty()) {
-    for (const Row* r : {&*base, &row}) {
-      auto it = r->find(t.fk);
-      if (it != r->end() && it->second) MarkStale(keys_.FkList(t.name, *it->second));
-    }
-  }
-  *out = std::move(row);
-  return Status::OK();
 }
 
 Status EngineCore::Create(WorkerCtx& w, const TableSchema& t, const Row& row, std::string* pk) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <set>
 #include <unordered_map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/config.h"
@@ -40,7 +42,8 @@ struct DataMetrics {
   Counter* mysql_reads;
   Counter* fallback_reads;
   Counter* cas_conflicts;
-  Counter* write_through;
+  Counter* refused;
+  Counter* fences;
   Counter* memcached_errors;
   Counter* mysql_errors;
   Counter* flushed_rows;
@@ -67,6 +70,34 @@ class Health {
   Gauge* up_gauge_;
   Counter* errors_;
   std::atomic<bool> up_{true};
+};
+
+// The cache-epoch marker of one memcached server ("<prefix>:epoch", stored
+// on every server through *_by_key): "P 0" = memcached lost its data, the
+// next epoch is being numbered; "P <n>" = epoch n waits until every live
+// writer has written what it holds to MySQL; "O <n>" = epoch n is open,
+// records stored under it are valid.
+struct EpochMarker {
+  enum State { kMissing, kPending, kOpen } state = kMissing;
+  uint64_t epoch = 0;
+  uint64_t cas = 0;
+};
+
+// Lets the flusher wait until every record operation that may have read the
+// cache before a given moment has finished (and queued what it acknowledged),
+// without stopping operations that start after it: two generations of
+// in-flight counts, flipped by Barrier().
+class OpGate : NonCopyable {
+ public:
+  uint64_t Enter();
+  void Leave(uint64_t gen);
+  void Barrier();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t gen_ = 0;
+  int64_t inflight_[2] = {0, 0};
 };
 
 class EngineCore : NonCopyable {
@@ -96,9 +127,23 @@ class EngineCore : NonCopyable {
   Status Modify(WorkerCtx& w, const TableSchema& t, const std::string& pk, const Mutator& mutate, bool remove,
                 Row* out);
 
-  // Keys written straight to MySQL while memcached did not answer: their
-  // cached copies are stale and are deleted once memcached answers again.
-  void ForgetStaleCopies(McClient* mc);
+  // --- Cache epochs (docs/data.md, "memcached losing its data") ---
+  // Creates the engine's own tables (lampyr_rowver, lampyr_sync) if needed.
+  Status EnsureMetaTables(MysqlSession& db);
+  // On the flusher's connection: holds this writer's named lock (its
+  // liveness for the others) and its row in lampyr_sync; reads the newest
+  // epoch number handed out for this cache prefix into `*fence`.
+  Status Register(MysqlSession& db, uint64_t* fence);
+  // After a complete flush of everything queued before `fence` was read.
+  Status MarkSynced(MysqlSession& db, uint64_t fence);
+  uint64_t synced() const { return synced_.load(); }
+  OpGate& gate() { return gate_; }
+  // Set by DataEngine: wakes the flusher for a sync now.
+  void set_sync_poke(std::function<void()> poke) { poke_ = std::move(poke); }
+  // The versions MySQL holds for `pks` of table t (absent = never flushed).
+  static Status RowVersions(MysqlSession& db, const TableSchema& t, const std::vector<std::string>& pks,
+                            bool for_update, std::map<std::string, uint64_t>* out);
+  static Status StoreRowVersions(MysqlSession& db, const std::vector<std::tuple<std::string, std::string, uint64_t>>& v);
 
  private:
   Status CheckKey(const std::string& key) const;
@@ -106,8 +151,17 @@ class EngineCore : NonCopyable {
   Status LoadForCache(WorkerCtx& w, const TableSchema& t, const std::string& pk, const std::string& key,
                       CachedRecord* rec, bool* found);
   Status SelectRow(WorkerCtx& w, const TableSchema& t, const std::string& pk, bool for_update, std::optional<Row>* out);
-  Status WriteThrough(WorkerCtx& w, const TableSchema& t, const std::string& pk, const Mutator& mutate, bool remove,
-                      Row* out);
+  // Reads the record and its server's epoch marker in one round trip. kOk
+  // only for a copy of the open epoch; a copy of another epoch is kNotFound
+  // with slot->cas set (replace it with CAS, not add).
+  McResult ReadRecord(McClient* mc, const std::string& key, CacheSlot* slot, EpochMarker* m);
+  McResult ReadMarker(McClient* mc, const std::string& key, EpochMarker* m);
+  // Drives the marker of key's server to "open": starts a new epoch when it
+  // is missing, waits (bounded) for the writers to sync when pending. Error
+  // when it stays closed: the caller refuses the operation.
+  Status AwaitOpen(WorkerCtx& w, const std::string& key, EpochMarker* m);
+  Status AllSynced(WorkerCtx& w, uint64_t epoch, bool* all);
+  Status NewEpoch(WorkerCtx& w, uint64_t* epoch);
   Status CheckMutation(const TableSchema& t, const std::string& pk, const Row& row) const;
   // Keeps cached fk lists in step with a change of a row's fk (or removal).
   void FkChanged(WorkerCtx& w, const TableSchema& t, const std::string& pk, const Row& before, const Row& after,
@@ -115,7 +169,6 @@ class EngineCore : NonCopyable {
   void FkListEdit(WorkerCtx& w, const TableSchema& t, const std::string& fk, const std::string& pk, bool add,
                   bool load_if_absent);
   Status SelectFkList(WorkerCtx& w, const TableSchema& t, const std::string& fk, std::vector<std::string>* pks);
-  void MarkStale(const std::string& key);
   // Clean records expire idle_evict_s after their last use: reads push the
   // expiry out (at most every idle_evict_s/4 per key, to keep reads cheap).
   void Touched(McClient* mc, const std::string& key, bool refresh);
@@ -132,9 +185,14 @@ class EngineCore : NonCopyable {
   uint32_t idle_exptime_;
   std::mutex touch_mu_;
   std::unordered_map<std::string, int64_t> touched_;
-  std::mutex stale_mu_;
-  std::set<std::string> stale_;
-  std::atomic<bool> have_stale_{false};
+  std::string prefix_;
+  std::string marker_key_;
+  std::string lock_name_;  // this writer's MySQL named lock
+  OpGate gate_;
+  std::atomic<uint64_t> synced_{0};
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::function<void()> poke_;
 };
 
 }  // namespace lampyr::data

@@ -16,6 +16,9 @@ constexpr size_t kMaxStatementBytes = 4u << 20;
 // A placeholder without data may belong to a write still in flight; only
 // resolve it once that write surely finished.
 constexpr int64_t kPlaceholderGraceUs = 10 * 1000 * 1000;
+// How often an idle flusher looks for a new cache epoch to sync to: the
+// other writers' operations wait for it (docs/data.md, cache epochs).
+constexpr auto kSyncPoll = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -28,6 +31,8 @@ struct Flusher::Item {
   bool overwrite_cache = false;
   bool deleted = false;
   Row row;
+  uint64_t version = 0;  // of `row`
+  bool stale = false;    // MySQL already holds this version or a newer one
   bool written = false;
 };
 
@@ -47,8 +52,30 @@ Flusher::Flusher(EngineCore* core, std::unique_ptr<WorkerCtx> ctx, uint32_t inte
 
 Flusher::~Flusher() { Stop(0); }
 
-void Flusher::Start() {
+Status Flusher::Start() {
   thread_ = std::thread([this] { Run(); });
+  Status s;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return registered_; });
+    s = register_status_;
+  }
+  if (!s.ok()) Stop(0);
+  return s;
+}
+
+void Flusher::RequestSync() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    sync_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Flusher::SyncDue() {
+  uint64_t fence = 0;
+  Status s = core_->Register(w_->mysql, &fence);
+  return s.ok() && fence > core_->synced();
 }
 
 Status Flusher::FlushNow() {
@@ -75,7 +102,16 @@ size_t Flusher::Stop(double timeout_s) {
 
 void Flusher::Run() {
   MysqlThreadInit();
-  RunLoop();
+  uint64_t fence = 0;
+  Status s = core_->Register(w_->mysql, &fence);
+  if (!s.ok()) s = Status::Error("data: registering writer " + core_->writer_id() + " in MySQL: " + s.message());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    registered_ = true;
+    register_status_ = s;
+  }
+  cv_.notify_all();
+  if (s.ok()) RunLoop();
   w_->mysql.Disconnect();
   MysqlThreadEnd();
 }
@@ -86,8 +122,16 @@ void Flusher::RunLoop() {
   uint32_t backoff_ms = 100;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stopping_) {
-    cv_.wait_until(lk, next_due, [&] { return stopping_ || requested_ > completed_; });
+    cv_.wait_until(lk, std::min(next_due, Clock::now() + kSyncPoll),
+                   [&] { return stopping_ || requested_ > completed_ || sync_requested_; });
     if (stopping_) break;
+    sync_requested_ = false;
+    if (requested_ <= completed_ && Clock::now() < next_due) {
+      lk.unlock();
+      const bool due = SyncDue();
+      lk.lock();
+      if (!due) continue;
+    }
     const uint64_t gen = requested_;
     lk.unlock();
     Status s = FlushAll();
@@ -140,15 +184,28 @@ void Flusher::RunLoop() {
 Status Flusher::FlushAll() {
   EngineCore& core = *core_;
   McClient* mc = w_->mc.get();
-  core.ForgetStaleCopies(mc);
   const int64_t t0 = EventLoop::NowMicros();
+  // Sync: when a new cache epoch was started (a memcached server lost its
+  // data) since our last complete flush, this flush must write everything
+  // we acknowledged before that, then say so in lampyr_sync.
+  uint64_t fence = 0;
+  Status s = core.Register(w_->mysql, &fence);
+  if (!s.ok()) {
+    if (!w_->mysql.connected()) core.mysql_health().Failed(s.message());
+    return s;
+  }
+  const bool syncing = fence > core.synced();
+  // Operations that read the cache before now have queued what they
+  // acknowledged once this returns; later ones see the new epoch's marker.
+  if (syncing) core.gate().Barrier();
+  incomplete_ = false;
   auto snapshot = core.queue().Snapshot(/*with_rows=*/false);
   if (snapshot.empty()) {
     core.queue().CompactIndex(mc);
-    return Status::OK();
+    return syncing ? core.MarkSynced(w_->mysql, fence) : Status::OK();
   }
   std::vector<std::vector<Value>> rows;
-  Status s = w_->mysql.Query("SELECT GET_LOCK(?, 10)", {lock_name_}, &rows);
+  s = w_->mysql.Query("SELECT GET_LOCK(?, 10)", {lock_name_}, &rows);
   if (!s.ok()) {
     if (!w_->mysql.connected()) core.mysql_health().Failed(s.message());
     return s;
@@ -192,6 +249,7 @@ Status Flusher::FlushAll() {
   }
   core.queue().CompactIndex(mc);
   core.metrics().dirty->Set(static_cast<int64_t>(core.queue().size()));
+  if (syncing && result.ok() && !incomplete_) result = core.MarkSynced(w_->mysql, fence);
   LOG_DEBUG("data", "flush of %zu records took %lld us: %s", snapshot.size(),
             static_cast<long long>(EventLoop::NowMicros() - t0), result.ok() ? "ok" : result.message().c_str());
   return result;
@@ -216,10 +274,14 @@ void Flusher::ReadBatch(McClient* mc, Batch* batch) {
       auto h = heads.find(it.key);
       if (h != heads.end()) {
         McResult r = CacheStore::Decode(mc, it.key, h->second, &it.slot);
-        if (r == McResult::kOk) {
+        // Our queued copy is newer only when memcached lost the record and a
+        // copy from before was stored again; write the newest.
+        const bool queue_newer = it.entry.has_data && it.entry.version > it.slot.rec.version;
+        if (r == McResult::kOk && !(it.slot.rec.dirty && queue_newer)) {
           if (it.slot.rec.dirty) {
             it.source = Item::kCache;
             it.row = it.slot.rec.row;
+            it.version = it.slot.rec.version;
             it.deleted = it.slot.rec.deleted;
             continue;
           }
@@ -245,6 +307,7 @@ void Flusher::ReadBatch(McClient* mc, Batch* batch) {
       it.entry = std::move(*fresh);
       it.source = Item::kQueue;
       it.row = it.entry.row;
+      it.version = it.entry.version;
       it.deleted = it.entry.deleted;
     } else if (mc_ok && (it.entry.recovered || now - it.entry.created_us > kPlaceholderGraceUs)) {
       it.source = Item::kNothing;  // nothing dirty anywhere
@@ -260,8 +323,11 @@ Status Flusher::WriteBatch(Batch* batch) {
   auto& items = batch->items;
   Status s = WriteRows(items);
   if (s.ok()) {
-    for (auto& it : items)
-      if (it.source == Item::kCache || it.source == Item::kQueue) it.written = true;
+    for (auto& it : items) {
+      if (it.source != Item::kCache && it.source != Item::kQueue) continue;
+      if (it.stale) it.source = Item::kNothing;  // MySQL has it or newer: nothing left to do
+      else it.written = true;
+    }
     core.mysql_health().Ok();
     return s;
   }
@@ -278,8 +344,10 @@ Status Flusher::WriteBatch(Batch* batch) {
     one.push_back(it);
     Status rs = WriteRows(one);
     if (rs.ok()) {
-      it.written = true;
+      if (one[0].stale) it.source = Item::kNothing;
+      else it.written = true;
     } else {
+      incomplete_ = true;
       LOG_ERROR("data", "record %s could not be written to MySQL, kept dirty: %s", it.key.c_str(),
                 rs.message().c_str());
       it.source = Item::kUnresolved;
@@ -319,11 +387,42 @@ void Flusher::FinishBatch(Batch* batch) {
 }
 
 Status Flusher::WriteRows(std::vector<Item>& items) {
+  std::map<const TableSchema*, std::vector<std::string>> pks;
+  for (auto& it : items) {
+    it.stale = false;
+    if (it.source == Item::kCache || it.source == Item::kQueue) pks[it.t].push_back(it.entry.pk);
+  }
+  if (pks.empty()) return Status::OK();
+  MysqlSession& db = w_->mysql;
+  Status s = db.Begin();
+  if (!s.ok()) return s;
+  // Version guard: a row is written only if it is newer than what MySQL
+  // holds. Two writers may hold copies of one record in their queues (when
+  // memcached lost it); whatever order they flush in, the newest stays.
+  std::map<const TableSchema*, std::map<std::string, uint64_t>> stored;
+  for (const auto& [t, list] : pks) {
+    s = EngineCore::RowVersions(db, *t, list, /*for_update=*/true, &stored[t]);
+    if (!s.ok()) {
+      db.Rollback();
+      return s;
+    }
+  }
+  std::vector<std::tuple<std::string, std::string, uint64_t>> versions;
   // Group by table and column set; deletes per table.
   std::map<std::pair<const TableSchema*, std::vector<std::string>>, std::vector<const Item*>> upserts;
   std::map<const TableSchema*, std::vector<const Item*>> deletes;
-  for (const auto& it : items) {
+  for (auto& it : items) {
     if (it.source != Item::kCache && it.source != Item::kQueue) continue;
+    const auto& have = stored[it.t];
+    if (auto v = have.find(it.entry.pk); v != have.end() && it.version <= v->second) {
+      it.stale = true;
+      if (it.version < v->second && it.source == Item::kCache && it.slot.rec.dirty)
+        LOG_ERROR("data", "cached %s is dirty at version %llu but MySQL holds version %llu: not written",
+                  it.key.c_str(), static_cast<unsigned long long>(it.version),
+                  static_cast<unsigned long long>(v->second));
+      continue;
+    }
+    versions.emplace_back(it.t->name, it.entry.pk, it.version);
     if (it.deleted) {
       deletes[it.t].push_back(&it);
       continue;
@@ -333,10 +432,6 @@ Status Flusher::WriteRows(std::vector<Item>& items) {
       if (it.row.count(c.name)) cols.push_back(c.name);
     upserts[{it.t, cols}].push_back(&it);
   }
-  if (upserts.empty() && deletes.empty()) return Status::OK();
-  MysqlSession& db = w_->mysql;
-  Status s = db.Begin();
-  if (!s.ok()) return s;
   for (const auto& [shape, rows] : upserts) {
     const auto& [t, cols] = shape;
     size_t i = 0;
@@ -364,6 +459,7 @@ Status Flusher::WriteRows(std::vector<Item>& items) {
       s = db.Exec(sqltext::DeleteMany(*t, params.size()), params);
     }
   }
+  if (s.ok()) s = EngineCore::StoreRowVersions(db, versions);
   if (s.ok()) s = db.Commit();
   if (!s.ok()) db.Rollback();
   return s;

@@ -29,7 +29,12 @@ class Flusher : NonCopyable {
   Flusher(EngineCore* core, std::unique_ptr<WorkerCtx> ctx, uint32_t interval_ms, uint32_t batch);
   ~Flusher();
 
-  void Start();
+  // Starts the thread, which first registers this writer in MySQL (its
+  // named lock and lampyr_sync row): the engine acknowledges nothing before
+  // the other writers can see it. Returns the registration's result.
+  Status Start();
+  // Wakes the thread to check for a new cache epoch and sync now.
+  void RequestSync();
   // Flushes everything now and waits for the result (tests, admin).
   Status FlushNow();
   // Graceful stop: keeps flushing (retrying MySQL with backoff) until the
@@ -50,6 +55,9 @@ class Flusher : NonCopyable {
   Status WriteBatch(Batch* batch);
   void FinishBatch(Batch* batch);
   Status WriteRows(std::vector<Item>& items);
+  // Not yet time to flush: has a new cache epoch been started since we last
+  // synced? (Register also re-takes our named lock after a lost connection.)
+  bool SyncDue();
 
   EngineCore* core_;
   std::unique_ptr<WorkerCtx> w_;
@@ -67,6 +75,10 @@ class Flusher : NonCopyable {
   uint64_t completed_ = 0;
   Status last_;
   size_t left_ = 0;
+  bool sync_requested_ = false;
+  bool registered_ = false;
+  Status register_status_;
+  bool incomplete_ = false;  // a row could not be written in this flush
   std::thread thread_;
 };
 

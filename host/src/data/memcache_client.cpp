@@ -108,6 +108,28 @@ McResult McClient::Get(const std::string& key, McItem* out) {
 }
 
 McResult McClient::MultiGet(const std::vector<std::string>& keys, std::map<std::string, McItem>* out) {
+  return MultiGetImpl(nullptr, keys, out);
+}
+
+McResult McClient::MultiGetByKey(const std::string& group, const std::vector<std::string>& keys,
+                                 std::map<std::string, McItem>* out) {
+  return MultiGetImpl(&group, keys, out);
+}
+
+McResult McClient::AddByKey(const std::string& group, const std::string& key, const std::string& value,
+                            uint32_t exptime) {
+  return Fold(memcached_add_by_key(m_, group.data(), group.size(), key.data(), key.size(), value.data(), value.size(),
+                                   exptime, 0));
+}
+
+McResult McClient::CasByKey(const std::string& group, const std::string& key, const std::string& value,
+                            uint32_t exptime, uint64_t cas) {
+  return Fold(memcached_cas_by_key(m_, group.data(), group.size(), key.data(), key.size(), value.data(), value.size(),
+                                   exptime, 0, cas));
+}
+
+McResult McClient::MultiGetImpl(const std::string* group, const std::vector<std::string>& keys,
+                                std::map<std::string, McItem>* out) {
   if (keys.empty()) return McResult::kOk;
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
@@ -117,7 +139,9 @@ McResult McClient::MultiGet(const std::vector<std::string>& keys, std::map<std::
     ptrs.push_back(k.data());
     lens.push_back(k.size());
   }
-  memcached_return_t rc = memcached_mget(m_, ptrs.data(), lens.data(), keys.size());
+  memcached_return_t rc =
+      group ? memcached_mget_by_key(m_, group->data(), group->size(), ptrs.data(), lens.data(), keys.size())
+            : memcached_mget(m_, ptrs.data(), lens.data(), keys.size());
   if (rc != MEMCACHED_SUCCESS) return Fold(rc) == McResult::kOk ? McResult::kOk : McResult::kDown;
   memcached_result_st result;
   memcached_result_create(m_, &result);
@@ -157,6 +181,10 @@ McResult McClient::Delete(const std::string& key) { return Fold(memcached_delete
 
 McResult McClient::Touch(const std::string& key, uint32_t exptime) {
   return Fold(memcached_touch(m_, key.data(), key.size(), exptime));
+}
+
+uint32_t McClient::ServerOf(const std::string& key) const {
+  return memcached_generate_hash(m_, key.data(), key.size());
 }
 
 std::string McClient::last_error() const {

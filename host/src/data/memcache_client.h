@@ -47,13 +47,26 @@ class McClient : NonCopyable {
   McResult Cas(const std::string& key, const std::string& value, uint32_t exptime, uint64_t cas);
   McResult Append(const std::string& key, const std::string& value);
   McResult Delete(const std::string& key);
+  // The same, on the server that `group` hashes to (libmemcached's *_by_key):
+  // each server keeps its own copy of the cache-epoch marker, read in the same
+  // round trip as a record of that server (docs/data.md, "Cache epochs").
+  McResult MultiGetByKey(const std::string& group, const std::vector<std::string>& keys,
+                         std::map<std::string, McItem>* out);
+  McResult AddByKey(const std::string& group, const std::string& key, const std::string& value, uint32_t exptime);
+  McResult CasByKey(const std::string& group, const std::string& key, const std::string& value, uint32_t exptime,
+                    uint64_t cas);
   McResult Touch(const std::string& key, uint32_t exptime);
+
+  // Index of the server `key` hashes to (groups keys by server).
+  uint32_t ServerOf(const std::string& key) const;
 
   // The last error text from libmemcached (for logs).
   std::string last_error() const;
 
  private:
   explicit McClient(memcached_st* m) : m_(m) {}
+  McResult MultiGetImpl(const std::string* group, const std::vector<std::string>& keys,
+                        std::map<std::string, McItem>* out);
   memcached_st* m_;
 };
 

@@ -31,18 +31,8 @@ void MysqlSession::Disconnect() {
 Status MysqlSession::Ensure() {
   if (conn_) return Status::OK();
   try {
-    sql::ConnectOptionsMap opts;
-    opts["hostName"] = sql::SQLString("tcp://" + db_.host + ":" + std::to_string(db_.port));
-    opts["userName"] = sql::SQLString(db_.user);
-    opts["password"] = sql::SQLString(db_.passwd);
-    opts["schema"] = sql::SQLString(db_.db);
-    opts["OPT_CHARSET_NAME"] = sql::SQLString(db_.charset);
-    opts["OPT_CONNECT_TIMEOUT"] = 2;
-    // A flush of a large batch must not look like a dead server.
-    opts["OPT_READ_TIMEOUT"] = 30;
-    opts["OPT_WRITE_TIMEOUT"] = 30;
-    opts["OPT_RECONNECT"] = false;  // we reconnect ourselves and drop stale statements
-    conn_.reset(sql::mysql::get_mysql_driver_instance()->connect(opts));
+    // A flush of a large batch must not look like a dead server: 30 s per read/write.
+    conn_ = MysqlConnect(db_, 2, 30);
     conn_->setAutoCommit(true);
     return Status::OK();
   } catch (const sql::SQLException& e) {
@@ -123,25 +113,46 @@ Status MysqlSession::Exec(const std::string& text, const std::vector<Value>& par
   });
 }
 
+// Transactions are plain statements: Connector/C++ 1.1's commit() and
+// rollback() drop the server's answer, so a COMMIT that failed (connection
+// killed mid-flush) looked like success and the flusher marked unwritten
+// rows clean. A statement's error is thrown like any other.
+namespace {
+void Plain(sql::Connection* conn, const char* text) {
+  std::unique_ptr<sql::Statement> st(conn->createStatement());
+  st->execute(text);
+}
+}  // namespace
+
 Status MysqlSession::Begin() {
-  return Run("begin", [&] { conn_->setAutoCommit(false); });
+  return Run("begin", [&] { Plain(conn_.get(), "START TRANSACTION"); });
 }
 
 Status MysqlSession::Commit() {
-  return Run("commit", [&] {
-    conn_->commit();
-    conn_->setAutoCommit(true);
-  });
+  return Run("commit", [&] { Plain(conn_.get(), "COMMIT"); });
 }
 
 void MysqlSession::Rollback() {
   if (!conn_) return;
   try {
-    conn_->rollback();
-    conn_->setAutoCommit(true);
+    Plain(conn_.get(), "ROLLBACK");
   } catch (...) {
     Disconnect();
   }
+}
+
+std::unique_ptr<sql::Connection> MysqlConnect(const DbConfig& db, int connect_timeout_s, int io_timeout_s) {
+  sql::ConnectOptionsMap opts;
+  opts["hostName"] = sql::SQLString("tcp://" + db.host + ":" + std::to_string(db.port));
+  opts["userName"] = sql::SQLString(db.user);
+  opts["password"] = sql::SQLString(db.passwd);
+  opts["schema"] = sql::SQLString(db.db);
+  opts["OPT_CHARSET_NAME"] = sql::SQLString(db.charset);
+  opts["OPT_CONNECT_TIMEOUT"] = connect_timeout_s;
+  opts["OPT_READ_TIMEOUT"] = io_timeout_s;
+  opts["OPT_WRITE_TIMEOUT"] = io_timeout_s;
+  opts["OPT_RECONNECT"] = false;
+  return std::unique_ptr<sql::Connection>(sql::mysql::get_mysql_driver_instance()->connect(opts));
 }
 
 void MysqlDriverInit() { sql::mysql::get_mysql_driver_instance(); }

@@ -58,6 +58,12 @@ class MysqlSession : NonCopyable {
 
 // Connector/C++ needs these around the life of every thread that uses it
 // (besides the one that first touched the driver).
+// Connects to `db` without auto-reconnect (a silent reconnect would lose an
+// open transaction unnoticed; callers reconnect themselves). io_timeout_s
+// bounds each read and write, so a hung server fails the call instead of
+// holding the thread. Throws sql::SQLException.
+std::unique_ptr<sql::Connection> MysqlConnect(const DbConfig& db, int connect_timeout_s, int io_timeout_s);
+
 void MysqlDriverInit();  // once, on the main thread, before any worker starts
 void MysqlThreadInit();
 void MysqlThreadEnd();

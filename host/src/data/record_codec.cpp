@@ -4,6 +4,8 @@ namespace lampyr::data {
 namespace {
 
 constexpr uint8_t kFormat = 1;
+// Records carry their cache epoch since format 2.
+constexpr uint8_t kRecordFormat = 2;
 constexpr uint8_t kDirty = 1, kDeleted = 2;
 
 void Put8(std::string* s, uint8_t v) { s->push_back(static_cast<char>(v)); }
@@ -54,8 +56,11 @@ class Reader {
     b_.remove_prefix(n);
     return true;
   }
-  bool Magic(char a, char b) {
-    if (b_.size() < 3 || b_[0] != a || b_[1] != b || static_cast<uint8_t>(b_[2]) != kFormat) return false;
+  bool Magic(char a, char b, uint8_t* format = nullptr, uint8_t newest = kFormat) {
+    if (b_.size() < 3 || b_[0] != a || b_[1] != b) return false;
+    const uint8_t f = static_cast<uint8_t>(b_[2]);
+    if (format ? (f < 1 || f > newest) : f != kFormat) return false;
+    if (format) *format = f;
     b_.remove_prefix(3);
     return true;
   }
@@ -68,14 +73,15 @@ class Reader {
 }  // namespace
 
 std::string EncodeRecord(const CachedRecord& rec) {
-  size_t size = 16;
+  size_t size = 24;
   for (const auto& [k, v] : rec.row) size += 7 + k.size() + (v ? v->size() : 0);
   std::string s;
   s.reserve(size);
   s += "LR";
-  Put8(&s, kFormat);
+  Put8(&s, kRecordFormat);
   Put8(&s, (rec.dirty ? kDirty : 0) | (rec.deleted ? kDeleted : 0));
   Put64(&s, rec.version);
+  Put64(&s, rec.epoch);
   Put16(&s, static_cast<uint16_t>(rec.row.size()));
   for (const auto& [k, v] : rec.row) {
     Put16(&s, static_cast<uint16_t>(k.size()));
@@ -92,7 +98,10 @@ bool DecodeRecord(std::string_view bytes, CachedRecord* out) {
   uint8_t flags;
   uint16_t n;
   CachedRecord rec;
-  if (!r.Magic('L', 'R') || !r.Get8(&flags) || !r.Get64(&rec.version) || !r.Get16(&n)) return false;
+  uint8_t format = 0;
+  if (!r.Magic('L', 'R', &format, kRecordFormat) || !r.Get8(&flags) || !r.Get64(&rec.version)) return false;
+  if (format >= 2 && !r.Get64(&rec.epoch)) return false;
+  if (!r.Get16(&n)) return false;
   rec.dirty = flags & kDirty;
   rec.deleted = flags & kDeleted;
   for (uint16_t i = 0; i < n; ++i) {

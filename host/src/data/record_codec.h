@@ -18,18 +18,24 @@ using Value = std::optional<std::string>;
 // A row: column name -> value. A full row holds every column of its table.
 using Row = std::map<std::string, Value>;
 
-// One cached record. `version` counts updates since the record was loaded
-// into the cache; `dirty` = the cache holds changes MySQL has not seen yet;
-// `deleted` = a tombstone (a remove, flushed as DELETE).
+// One cached record. `version` counts every update of the row since it was
+// first written by the engine (it is stored with each flushed row in MySQL,
+// table lampyr_rowver, so a reload continues it); `epoch` = the cache epoch
+// the copy was stored under (the "open" marker of its memcached server; a
+// copy of another epoch is ignored, docs/data.md); `dirty` = the cache holds
+// changes MySQL has not seen yet; `deleted` = a tombstone (a remove, flushed
+// as DELETE).
 struct CachedRecord {
   uint64_t version = 0;
+  uint64_t epoch = 0;
   bool dirty = false;
   bool deleted = false;
   Row row;
 };
 
-// Format 1: "LR" 0x01 flags:u8 version:u64 ncols:u16
+// Format 2: "LR" 0x02 flags:u8 version:u64 epoch:u64 ncols:u16
 //           { name_len:u16 name null:u8 value_len:u32 value }*   (big-endian)
+// Format 1 (no epoch) still decodes, with epoch 0, which no cache epoch has.
 std::string EncodeRecord(const CachedRecord& rec);
 bool DecodeRecord(std::string_view bytes, CachedRecord* out);
 

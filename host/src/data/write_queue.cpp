@@ -63,6 +63,12 @@ McResult WriteQueue::Record(McClient* mc, const std::string& key, const std::str
   }
   if (!queued) r = EnsureListed(mc, key, table, pk);
   std::lock_guard<std::mutex> lk(mu_);
+  // Two workers of this process can finish CAS v -> v+1 and v+1 -> v+2 and
+  // then record in the opposite order. The queue must keep the newest: it is
+  // what MySQL gets if memcached loses the record (versions only grow, see
+  // record_codec.h).
+  if (auto it = entries_.find(key); it != entries_.end() && it->second.has_data && it->second.version > version)
+    return r;
   DirtyEntry e;
   e.table = table;
   e.pk = pk;

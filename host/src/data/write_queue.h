@@ -57,7 +57,7 @@ class WriteQueue : NonCopyable {
   McResult EnsureListed(McClient* mc, const std::string& key, const std::string& table, const std::string& pk,
                         bool force = false);
   // After a successful cache write, before it is acknowledged: the queue now
-  // holds its data. If a flush dropped the key since EnsureListed (it wrote
+  // holds its data, unless it already holds a newer version of the record. If a flush dropped the key since EnsureListed (it wrote
   // an older copy), the key is listed in the index again first.
   McResult Record(McClient* mc, const std::string& key, const std::string& table, const std::string& pk,
                   const Row& row, bool deleted, uint64_t version);

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
-#include <json/reader.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -12,8 +11,14 @@
 
 #include "admin/server_admin.h"
 #include "channel/channel_hub.h"
+#include "channel/node_policy.h"
+#include "core/json_text.h"
+#include "core/activity.h"
+#include "core/crash_handler.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/systemd.h"
+#include "core/version.h"
 #include "master/cluster_metrics.h"
 #include "master/supervisor.h"
 
@@ -30,11 +35,12 @@ Json::Value ErrorJson(const std::string& message) {
   return v;
 }
 
+// Answers of servers: a broken or hostile server must not be able to throw
+// out of the master's callbacks (core/json_text.h).
 bool ParseJson(const std::string& text, Json::Value* out) {
-  Json::CharReaderBuilder b;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  std::string errs;
-  return r->parse(text.data(), text.data() + text.size(), out, &errs);
+  JsonLimits limits;
+  limits.max_bytes = 64u << 20;  // the channel's frame limit is lower anyway
+  return ParseJsonText(text, out, limits).ok();
 }
 
 // True when `host` names this machine: wildcard, loopback, or the address
@@ -86,23 +92,36 @@ Status Master::Start() {
   started_us_ = EventLoop::NowMicros();
 
   const MasterConfig& m = config_.master;
+  crash::Install("master");
+  SetLoopStallThresholdMs(m.loop_stall_ms);
+  // Refused here already, so a bad state dir stops the cluster at once
+  // instead of every server failing one by one.
+  Status sd = PrivateDir::Open(m.state_dir, &state_);
+  if (!sd.ok()) return Status::Error("master.state_dir: " + sd.message());
   hub_ = std::make_unique<ChannelHub>(&loop_, "master", m.cluster_secret);
+  hub_->SetPolicy(std::make_unique<NodePolicy>(config_, "master"));  // configured servers only
+  if (m.channel_tls.enabled) {
+    Status tls = hub_->EnableTls(m.channel_tls);
+    if (!tls.ok()) return tls;
+  }
   Status st = hub_->Listen(m.roothost, m.rootport);
   if (!st.ok()) return st;
 
   Supervisor::Options opt;
   opt.conf_path = config_.path;
+  opt.state = state_.get();
   opt.log_level = log_level_;
   opt.limits = m;
   sup_ = std::make_unique<Supervisor>(&loop_, opt, [this](const std::string& name, pid_t pid) { AskStop(name, pid); });
   hub_->AddPeerCallback([this](const std::string& node, bool up) {
     if (up) sup_->MarkRunning(node);
+    UpdateService();
   });
 
   if (m.webport != 0) {
-    admin_ = std::make_unique<AdminHttp>(&loop_, m.admin_token);
+    admin_ = std::make_unique<AdminHttp>(&loop_, m.admin_token, AdminLimitsOf(m));
     InstallRoutes();
-    st = admin_->Listen(m.roothost, m.webport);
+    st = admin_->Listen(m.admin_host, m.webport);
     if (!st.ok()) return st;
   } else {
     LOG_WARN("master", "no master.webport: the cluster admin API is off");
@@ -110,18 +129,25 @@ Status Master::Start() {
 
   loop_.OnSignal(SIGTERM, [this] { Stop("SIGTERM"); });
   loop_.OnSignal(SIGINT, [this] { Stop("SIGINT"); });
+  loop_.OnSignal(SIGHUP, [this] { ReopenLogs("SIGHUP"); });
   sup_->Install();
   std::vector<std::string> remote;
   for (const auto& [name, sc] : config_.servers) {
-    if (IsLocalHost(sc.host)) sup_->Add(name);
+    if (IsLocalHost(sc.host)) sup_->Add(name, sc.plugins);
     else remote.push_back(name + "@" + sc.host);
   }
   if (!remote.empty())
     LOG_INFO("master", "not on this machine, expected to run there with --server: %s", Joined(remote).c_str());
   LOG_INFO("master", "master started (pid %d, channel root %s:%u, admin %s:%u); starting %zu servers", getpid(),
-           m.roothost.c_str(), hub_->port(), m.roothost.c_str(), admin_ ? admin_->port() : 0,
+           m.roothost.c_str(), hub_->port(), m.admin_host.c_str(), admin_ ? admin_->port() : 0,
            sup_->children().size());
   sup_->StartAll();
+  if (systemd::Enabled()) {
+    systemd::StartWatchdog(&loop_);
+    // Links tell of servers coming up; exits and restarts are seen here.
+    loop_.RunEvery(1.0, [this] { UpdateService(); });
+    UpdateService();  // no local server at all: ready now
+  }
   return Status::OK();
 }
 
@@ -134,6 +160,7 @@ void Master::Stop(const std::string& why) {
   }
   stopping_ = true;
   LOG_INFO("master", "stopping the cluster (%s)", why.c_str());
+  systemd::Stopping("stopping the cluster (" + why + ")");
   sup_->StopAll([this] {
     LOG_INFO("master", "every server has stopped; master exits");
     // A moment for the last admin answers (POST /stop) to leave the socket.
@@ -159,6 +186,57 @@ void Master::AskStop(const std::string& name, pid_t pid) {
         }
       },
       kStatusTimeoutS);
+}
+
+// The master's own file now; each server it runs gets SIGHUP and reopens
+// its own (a server that cannot reopen keeps its old file and logs why).
+// Servers of other machines rotate there: SIGHUP to their lampyr@ unit.
+Json::Value Master::ReopenLogs(const std::string& why) {
+  std::string err;
+  const bool ok = log::Reopen(&err);
+  Json::Value signalled(Json::arrayValue);
+  for (const auto& [name, c] : sup_->children()) {
+    if (c.pid > 0 && kill(c.pid, SIGHUP) == 0) signalled.append(name);
+  }
+  Json::Value v(Json::objectValue);
+  v["ok"] = ok;
+  v["servers"] = signalled;
+  if (ok) {
+    LOG_INFO("master", "log file reopened (%s); asked %u servers to reopen theirs", why.c_str(), signalled.size());
+    v["message"] = "master log reopened; " + std::to_string(signalled.size()) + " servers asked to reopen theirs";
+  } else {
+    LOG_ERROR("master", "%s (%s); still writing to the old file", err.c_str(), why.c_str());
+    v["error"] = err;
+  }
+  return v;
+}
+
+// READY=1 once every server of this machine is running (linked to the
+// master, so it bound its listeners and loaded its plugins); a STATUS= line
+// whenever the summary changes. Later crashes do not withdraw readiness
+// (systemd has no such message): they show in STATUS and in /status.
+void Master::UpdateService() {
+  if (!systemd::Enabled() || stopping_) return;
+  size_t running = 0;
+  std::vector<std::string> other;
+  for (const auto& [name, c] : sup_->children()) {
+    if (c.state == Supervisor::State::kRunning) ++running;
+    else other.push_back(name + " " + Supervisor::StateName(c.state));
+  }
+  const size_t total = sup_->children().size();
+  std::string text = std::to_string(running) + " of " + std::to_string(total) + " servers running";
+  if (!other.empty()) text += " (" + Joined(other) + ")";
+  if (!ready_ && running == total) {
+    ready_ = true;
+    service_status_ = text;
+    LOG_INFO("master", "every local server is up: telling systemd READY=1");
+    systemd::Ready(text);
+    return;
+  }
+  if (text != service_status_) {
+    service_status_ = text;
+    systemd::SetStatus(text);
+  }
 }
 
 std::vector<std::string> Master::LinkedServers() const {
@@ -212,6 +290,14 @@ void Master::InstallRoutes() {
     // Answer first: the stop runs on a later turn.
     loop_.RunAfter(0, [this, peer = req.peer] { Stop("POST /stop from " + peer); });
   });
+  admin_->Route("POST", "/reopen-logs", true, [this](const AdminRequest& req, AdminHttp::Done done) {
+    if (!req.json.isNull() && !(req.json.isObject() && req.json.empty())) {
+      done(400, ErrorJson("POST /reopen-logs takes no arguments (an empty body or {})"));
+      return;
+    }
+    Json::Value v = ReopenLogs("POST /reopen-logs from " + req.peer);
+    done(v["ok"].asBool() ? 200 : 500, v);
+  });
   admin_->RouteText("GET", "/metrics", false,
                     [this](const AdminRequest&, AdminHttp::TextDone done) { HandleMetrics(done); });
 }
@@ -251,6 +337,8 @@ void Master::HandleStatus(AdminHttp::Done done) {
     m["state"] = stopping_ ? "stopping" : "running";
     m["uptime_s"] = static_cast<Json::Int64>((EventLoop::NowMicros() - started_us_) / 1000000);
     m["links"] = hub_->LinksJson();
+    m["version"] = Version();
+    m["sdk_abi"] = SdkAbiVersion();
     out["master"] = m;
     done(200, out);
   });
@@ -357,14 +445,16 @@ void Master::HandleReload(const AdminRequest& req, AdminHttp::Done done) {
         name, "lampyr.reload", r->args,
         [this, r, name](Status st, std::string reply) {
           Json::Value res;
-          if (!st.ok() || !ParseJson(reply, &res) || !res.isObject()) {
+          // A server's answer is checked before anything reads it: jsoncpp
+          // throws on asBool() of a string.
+          if (!st.ok() || !ParseJson(reply, &res) || !res.isObject() || !res["ok"].isBool()) {
             res = Json::Value(Json::objectValue);
             res["server"] = name;
             res["ok"] = false;
             res["error"] = st.ok() ? "bad answer from the server" : st.message();
             res["plugins"] = Json::Value(Json::arrayValue);
           }
-          if (res["ok"].asBool()) sup_->NoteReload(name, res);
+          sup_->NoteReload(name, res);  // per plugin: a partial success counts for what succeeded
           r->results.append(res);
           r->step();
         },

@@ -8,6 +8,7 @@
 //   POST /stop     graceful stop of the whole cluster
 //   POST /restart  {"server": S}
 //   GET  /metrics  the master's series + every server's, labelled server="S"
+//   POST /reopen-logs  reopen the log files (also SIGHUP), servers' too
 //
 // Servers whose `host` is not an address of this machine are not spawned
 // here (they run with --server on their own machine); they still link to the
@@ -23,6 +24,7 @@
 #include "admin/admin_http.h"
 #include "core/config.h"
 #include "core/event_loop.h"
+#include "core/private_dir.h"
 #include "core/status.h"
 
 namespace lampyr {
@@ -57,15 +59,22 @@ class Master : NonCopyable {
   void CallEach(const std::vector<std::string>& names, const std::string& method, const std::string& args,
                 double timeout_s, std::function<void(Results)> done);
   std::vector<std::string> LinkedServers() const;
+  // sd_notify: READY=1 / STATUS= (core/systemd.h).
+  void UpdateService();
+  // SIGHUP, POST /reopen-logs: the master's log file and every local server's.
+  Json::Value ReopenLogs(const std::string& why);
 
   Config config_;
   std::string log_level_;
   EventLoop loop_;
+  std::unique_ptr<PrivateDir> state_;  // master.state_dir
   std::unique_ptr<ChannelHub> hub_;
   std::unique_ptr<Supervisor> sup_;
   std::unique_ptr<AdminHttp> admin_;  // after what its routes use: destroyed first
   int64_t started_us_ = 0;
   bool stopping_ = false;
+  bool ready_ = false;           // READY=1 sent
+  std::string service_status_;   // the last STATUS= sent
 };
 
 }  // namespace lampyr

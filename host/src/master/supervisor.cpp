@@ -12,6 +12,8 @@
 #include <ctime>
 
 #include "core/log.h"
+#include "core/systemd.h"
+#include "core/state_records.h"
 
 extern char** environ;
 
@@ -19,7 +21,7 @@ namespace lampyr {
 
 namespace {
 
-constexpr const char* kPluginPathsEnv = "LAMPYR_PLUGIN_PATHS";
+constexpr const char* kRollbackEnv = "LAMPYR_ROLLBACK";
 
 std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
@@ -31,10 +33,10 @@ std::string DescribeExit(int status) {
   return "status " + std::to_string(status);
 }
 
-// "room=/a/libroom.so;chat=/b/libchat.so": what PluginHost reads at start.
-std::string PluginPathsValue(const std::map<std::string, std::string>& paths) {
+// "room,chat": what PluginHost reads at start.
+std::string Joined(const std::set<std::string>& names) {
   std::string v;
-  for (const auto& [plugin, path] : paths) v += (v.empty() ? "" : ";") + plugin + "=" + path;
+  for (const auto& n : names) v += (v.empty() ? "" : ",") + n;
   return v;
 }
 
@@ -71,9 +73,10 @@ void Supervisor::Install() {
   loop_->OnSignal(SIGCHLD, [this] { Reap(); });
 }
 
-void Supervisor::Add(const std::string& name) {
+void Supervisor::Add(const std::string& name, const std::vector<std::string>& plugins) {
   Child& c = children_[name];
   c.name = name;
+  c.plugins = plugins;
   c.backoff_ms = opt_.limits.restart_backoff_ms;
   const std::string label = "server=\"" + name + "\"";
   c.m_restarts = Metrics().GetCounter("lampyr_master_restarts_total", "Starts of a server after its first one", label);
@@ -111,10 +114,12 @@ void Supervisor::Spawn(Child& c) {
   }
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
-    if (strncmp(*e, kPluginPathsEnv, strlen(kPluginPathsEnv)) == 0 && (*e)[strlen(kPluginPathsEnv)] == '=') continue;
+    if (strncmp(*e, kRollbackEnv, strlen(kRollbackEnv)) == 0 && (*e)[strlen(kRollbackEnv)] == '=') continue;
+    // The master alone speaks to systemd (core/systemd.h).
+    if (systemd::IsServiceEnv(*e)) continue;
     env.emplace_back(*e);
   }
-  if (!c.plugin_paths.empty()) env.push_back(std::string(kPluginPathsEnv) + "=" + PluginPathsValue(c.plugin_paths));
+  if (!c.rollback.empty()) env.push_back(std::string(kRollbackEnv) + "=" + Joined(c.rollback));
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -129,6 +134,12 @@ void Supervisor::Spawn(Child& c) {
     if (getppid() != parent) _exit(1);  // the master died before prctl
     sigset_t none;
     sigemptyset(&none);
+    // Ignored across exec (a handled signal would reset to its default,
+    // which kills): a SIGHUP the master forwards while the server is still
+    // starting is dropped instead of killing it. The server's loop takes it over.
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &ign, nullptr);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     // The master's listeners and links must not leak into servers.
     close_range(3, UINT_MAX, 0);
@@ -149,8 +160,14 @@ void Supervisor::Spawn(Child& c) {
   c.started_us = EventLoop::NowMicros();
   c.state = State::kStarting;
   c.stop_requested = false;
-  LOG_INFO("master", "started %s (pid %d)%s%s", c.name.c_str(), pid, c.plugin_paths.empty() ? "" : " with ",
-           c.plugin_paths.empty() ? "" : (std::string(kPluginPathsEnv) + "=" + PluginPathsValue(c.plugin_paths)).c_str());
+  // What it loads now is on probation, except what is rolled back already.
+  c.probation.clear();
+  if (opt_.limits.probation_s > 0)
+    for (const auto& p : c.plugins)
+      if (!c.rollback.count(p)) c.probation[p] = c.started_us + int64_t{opt_.limits.probation_s} * 1000000;
+  LOG_INFO("master", "started %s (pid %d)%s%s", c.name.c_str(), pid,
+           c.rollback.empty() ? "" : ", with the last build that passed probation of: ",
+           Joined(c.rollback).c_str());
 }
 
 void Supervisor::MarkRunning(const std::string& name) {
@@ -179,6 +196,7 @@ void Supervisor::OnExit(Child& c, int wait_status) {
   c.last_exit = DescribeExit(wait_status);
   c.last_exit_unix = time(nullptr);
   const pid_t pid = c.pid;
+  Json::Value record = CollectCrashRecord(c, pid);
   c.pid = 0;
   c.m_up->Set(0);
   loop_->Cancel(c.kill_timer);
@@ -195,60 +213,102 @@ void Supervisor::OnExit(Child& c, int wait_status) {
   }
 
   // An exit nobody asked for: a crash (whatever the status).
+  if (record.isNull()) {
+    record = Json::Value(Json::objectValue);
+    record["signal"] = WIFSIGNALED(wait_status) ? Json::Value(WTERMSIG(wait_status)) : Json::Value();
+    record["plugin"] = Json::Value();
+    record["generation"] = Json::Value();
+    record["at"] = static_cast<Json::Int64>(c.last_exit_unix);
+  }
+  record["reason"] = c.last_exit;
+  c.last_crash = record;
+  std::string where;
+  if (record["signal_name"].isString()) {
+    where = ": " + record["signal_name"].asString() + " in " +
+            (record["plugin"].isString() ? "plugin " + record["plugin"].asString() +
+                                               (record["generation"].isUInt64()
+                                                    ? " generation " + std::to_string(record["generation"].asUInt64())
+                                                    : std::string())
+                                         : std::string("host code"));
+    if (!record["what"].asString().empty()) where += " while running " + record["what"].asString();
+  }
   c.crashes.push_back(now);
   while (!c.crashes.empty() && now - c.crashes.front() > int64_t{opt_.limits.give_up_window_s} * 1000000) c.crashes.pop_front();
-  if (now < c.probation_until_us && !c.previous_builds.empty()) ApplyRollback(c);
+  ApplyRollback(c, now);
   if (ran_s >= opt_.stable_s) c.backoff_ms = opt_.limits.restart_backoff_ms;
 
   if (c.crashes.size() >= opt_.limits.give_up_restarts) {
     c.state = State::kFailed;
     m_giveups_->Inc();
-    LOG_ERROR("master", "%s (pid %d) %s after %.1f s; %zu crashes within %u s: giving up (state failed; "
+    LOG_ERROR("master", "%s (pid %d) %s after %.1f s%s; %zu crashes within %u s: giving up (state failed; "
               "POST /restart starts it again)",
-              c.name.c_str(), pid, c.last_exit.c_str(), ran_s, c.crashes.size(), opt_.limits.give_up_window_s);
+              c.name.c_str(), pid, c.last_exit.c_str(), ran_s, where.c_str(), c.crashes.size(),
+              opt_.limits.give_up_window_s);
     for (auto& w : waiters) w();
     return;
   }
   const uint32_t delay = c.backoff_ms;
   c.backoff_ms = std::min(opt_.limits.restart_backoff_max_ms, c.backoff_ms * 2);
   c.state = State::kRestarting;
-  LOG_WARN("master", "%s (pid %d) %s after %.1f s; restarting in %u ms", c.name.c_str(), pid, c.last_exit.c_str(),
-           ran_s, delay);
+  LOG_WARN("master", "%s (pid %d) %s after %.1f s%s; restarting in %u ms", c.name.c_str(), pid,
+           c.last_exit.c_str(), ran_s, where.c_str(), delay);
   c.restart_timer = loop_->RunAfter(delay / 1000.0, [this, name = c.name] { Start(name); });
   for (auto& w : waiters) w();
 }
 
-void Supervisor::ApplyRollback(Child& c) {
+void Supervisor::ApplyRollback(Child& c, int64_t now_us) {
   const int64_t at = time(nullptr);
-  for (const auto& [plugin, path] : c.previous_builds) {
-    c.plugin_paths[plugin] = path;
+  for (const auto& [plugin, until] : c.probation) {
+    if (now_us >= until || c.rollback.count(plugin)) continue;
+    c.rollback.insert(plugin);
     Json::Value r(Json::objectValue);
     r["plugin"] = plugin;
-    r["to"] = path;
+    r["to"] = "its last build that passed probation";
     r["at"] = static_cast<Json::Int64>(at);
     c.rolled_back.append(r);
-    LOG_WARN("master", "%s crashed within %u s of reloading %s: rolling it back to %s", c.name.c_str(),
-             opt_.limits.probation_s, plugin.c_str(), path.c_str());
+    LOG_WARN("master", "%s crashed within %u s of loading %s: rolling %s back to its last build that passed probation",
+             c.name.c_str(), opt_.limits.probation_s, plugin.c_str(), plugin.c_str());
   }
-  c.previous_builds.clear();
-  c.probation_until_us = 0;
+  c.probation.clear();
 }
 
 void Supervisor::NoteReload(const std::string& name, const Json::Value& result) {
   Child* c = Get(name);
-  if (!c || !result.get("ok", false).asBool() || opt_.limits.probation_s == 0) return;
-  const Json::Value& plugins = result["plugins"];
-  if (!plugins.isArray()) return;
-  for (const auto& p : plugins) {
+  if (!c || !result.isObject() || !result["plugins"].isArray()) return;
+  for (const auto& p : result["plugins"]) {
     if (!p.isObject() || !p.get("ok", false).asBool() || !p["plugin"].isString()) continue;
     const std::string plugin = p["plugin"].asString();
-    // The server now runs the configured build of this plugin: an earlier
-    // rollback override no longer applies to later starts.
-    c->plugin_paths.erase(plugin);
-    const Json::Value& prev = p["previous_build"];
-    if (prev.isString() && !prev.asString().empty()) c->previous_builds[plugin] = prev.asString();
+    if (c->rollback.erase(plugin))
+      LOG_INFO("master", "%s: the reload of %s clears the rollback override of %s: it serves the configured build "
+               "and later starts load it too", name.c_str(), plugin.c_str(), plugin.c_str());
+    if (opt_.limits.probation_s > 0)
+      c->probation[plugin] = EventLoop::NowMicros() + int64_t{opt_.limits.probation_s} * 1000000;
   }
-  if (!c->previous_builds.empty()) c->probation_until_us = EventLoop::NowMicros() + int64_t{opt_.limits.probation_s} * 1000000;
+}
+
+// The record the server's crash handler left for this process, if any (it
+// is removed: each is reported once).
+Json::Value Supervisor::CollectCrashRecord(const Child& c, pid_t pid) {
+  if (!opt_.state) return Json::Value();
+  std::unique_ptr<PrivateDir> dir;
+  Status s = opt_.state->OpenChild(c.name, &dir);
+  if (!s.ok()) {
+    LOG_WARN("master", "cannot look for a crash record of %s: %s", c.name.c_str(), s.message().c_str());
+    return Json::Value();
+  }
+  const std::string name = "crash-" + std::to_string(pid) + ".json";
+  if (!dir->Exists(name)) return Json::Value();
+  std::string text;
+  Json::Value record;
+  s = dir->ReadFile(name, kMaxStateRecordBytes, &text);
+  if (s.ok()) s = ParseCrashRecord(text, &record);
+  dir->Remove(name);
+  if (!s.ok() || record["pid"].asInt64() != pid) {
+    LOG_WARN("master", "crash record of %s (pid %d) ignored: %s", c.name.c_str(), pid,
+             s.ok() ? "it names another process" : s.message().c_str());
+    return Json::Value();
+  }
+  return record;
 }
 
 void Supervisor::StopChild(Child& c, std::function<void()> then) {
@@ -294,6 +354,11 @@ void Supervisor::Restart(const std::string& name, std::function<void(Status, pid
     }
     ch->crashes.clear();
     ch->backoff_ms = opt_.limits.restart_backoff_ms;
+    if (!ch->rollback.empty()) {
+      LOG_INFO("master", "restart of %s by the operator clears the rollback override of %s: it starts the configured "
+               "build", name.c_str(), Joined(ch->rollback).c_str());
+      ch->rollback.clear();
+    }
     if (ch->pid == 0) Spawn(*ch);
     if (ch->pid == 0) done(Status::Error("could not start " + name + " (see the master's log)"), old_pid, 0);
     else done(Status::OK(), old_pid, ch->pid);
@@ -323,13 +388,24 @@ Json::Value Supervisor::ViewJson(const Child& c) const {
     v["last_exit"] = c.last_exit;
     v["last_exit_at"] = static_cast<Json::Int64>(c.last_exit_unix);
   }
-  if (now < c.probation_until_us && !c.previous_builds.empty()) {
+  int64_t remaining_us = 0;
+  Json::Value on_probation(Json::arrayValue);
+  for (const auto& [plugin, until] : c.probation)
+    if (until > now) {
+      on_probation.append(plugin);
+      remaining_us = std::max(remaining_us, until - now);
+    }
+  if (!on_probation.empty() && c.pid) {
     Json::Value p(Json::objectValue);
-    p["remaining_s"] = static_cast<Json::Int64>((c.probation_until_us - now + 999999) / 1000000);
-    p["previous_builds"] = Json::Value(Json::objectValue);
-    for (const auto& [plugin, path] : c.previous_builds) p["previous_builds"][plugin] = path;
+    p["remaining_s"] = static_cast<Json::Int64>((remaining_us + 999999) / 1000000);
+    p["plugins"] = on_probation;
     v["probation"] = p;
   }
+  if (!c.rollback.empty()) {
+    v["rollback"] = Json::Value(Json::arrayValue);
+    for (const auto& p : c.rollback) v["rollback"].append(p);
+  }
+  if (!c.last_crash.isNull()) v["last_crash"] = c.last_crash;
   if (!c.rolled_back.empty()) v["rolled_back"] = c.rolled_back;
   return v;
 }

@@ -6,10 +6,18 @@
 // Children die with the master (PR_SET_PDEATHSIG = SIGTERM, i.e. a graceful
 // stop), so even a kill -9 of the master leaves no orphan behind.
 //
-// Probation (DESIGN §6 step 7): after a successful reload the master keeps,
-// for probation_s, the path of the build each plugin ran before. A crash in
-// that window restarts the server with LAMPYR_PLUGIN_PATHS pointing at those
-// builds (PluginHost loads them instead of the configured paths).
+// Probation (DESIGN §6 step 7, docs/plugins.md): every start of a server and
+// every plugin it reloads opens a window of probation_s for those plugins.
+// A crash inside a plugin's window rolls that plugin back: from then on the
+// server is started with LAMPYR_ROLLBACK naming it, and loads the last build
+// of it that PASSED probation (served a whole window; the server keeps that
+// build in its state dir) — never merely the previous one, which may be bad
+// too. The override lasts until the operator reloads that plugin or restarts
+// the server (both say so in the log).
+//
+// Crash reasons: on every exit the supervisor collects the crash record the
+// server's crash handler left (<state_dir>/<server>/crash-<pid>.json) and
+// shows it, or the bare signal, as `last_crash` in /status.
 //
 // Loop thread only.
 #pragma once
@@ -21,6 +29,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +37,7 @@
 #include "core/config.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
+#include "core/private_dir.h"
 #include "core/status.h"
 
 namespace lampyr {
@@ -39,6 +49,7 @@ class Supervisor : NonCopyable {
 
   struct Options {
     std::string conf_path;  // absolute, passed to every child
+    const PrivateDir* state = nullptr;  // master.state_dir (crash records); may be null
     std::string log_level;  // "" = each server's own
     MasterConfig limits;    // backoff, give-up, probation and stop timeouts
     // A server that ran this long before it exited starts over at the
@@ -60,12 +71,11 @@ class Supervisor : NonCopyable {
     TimerId kill_timer = 0;
     bool stop_requested = false;       // the next exit is expected: no restart
     std::vector<std::function<void()>> on_exit;  // run once when the process is gone
-    // Probation: plugin -> previous build, until probation_until_us.
-    int64_t probation_until_us = 0;
-    std::map<std::string, std::string> previous_builds;
-    // Plugin path overrides for every start from now on (after a rollback).
-    std::map<std::string, std::string> plugin_paths;
-    Json::Value rolled_back{Json::arrayValue};  // [{"plugin","to","at"}]
+    std::vector<std::string> plugins;              // its configured plugins
+    std::map<std::string, int64_t> probation;     // plugin -> end of its window (monotonic us)
+    std::set<std::string> rollback;               // started from their last passed build
+    Json::Value rolled_back{Json::arrayValue};    // [{"plugin","to","at"}]
+    Json::Value last_crash;                       // {"signal","plugin","generation","at",...} or null
     Counter* m_restarts = nullptr;
     Gauge* m_up = nullptr;
   };
@@ -77,7 +87,7 @@ class Supervisor : NonCopyable {
 
   // Must run before the first Start: installs the SIGCHLD handler.
   void Install();
-  void Add(const std::string& name);
+  void Add(const std::string& name, const std::vector<std::string>& plugins = {});
   void Start(const std::string& name);
   void StartAll();  // in name order
 
@@ -91,8 +101,9 @@ class Supervisor : NonCopyable {
   // Stops every server; `done` runs when all are gone. No more restarts.
   void StopAll(std::function<void()> done);
 
-  // A reload answer ({"ok","plugins":[{"plugin","ok","previous_build"?}]})
-  // from `name`: opens (or extends) its probation window.
+  // A reload answer ({"plugins":[{"plugin","ok"}]}) from `name`: each
+  // reloaded plugin gets a new probation window, and loses its rollback
+  // override (the operator chose the configured build).
   void NoteReload(const std::string& name, const Json::Value& result);
 
   const Child* Find(const std::string& name) const;
@@ -107,7 +118,8 @@ class Supervisor : NonCopyable {
   void Reap();
   void OnExit(Child& c, int wait_status);
   void StopChild(Child& c, std::function<void()> then);
-  void ApplyRollback(Child& c);
+  void ApplyRollback(Child& c, int64_t now_us);
+  Json::Value CollectCrashRecord(const Child& c, pid_t pid);
 
   EventLoop* loop_;
   Options opt_;

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "core/event_loop.h"
+#include "core/guard.h"
 #include "core/log.h"
 #include "net/frame_codec.h"
 #include "net/net_server.h"
@@ -19,36 +20,97 @@ using net::DecodedFrame;
 using net::FrameError;
 using net::kHeaderSize;
 
-Session::Session(NetServer* server, SessionId id, bufferevent* bev, std::string peer)
-    : server_(server), id_(id), bev_(bev), peer_(std::move(peer)) {
-  bufferevent_setcb(bev_, nullptr, &Session::OnWrite, &Session::OnEvent, this);
+namespace {
+
+// A bufferevent freezes the start of its output (only it may drain);
+// libevent's own writer lifts the freeze the same way.
+void DrainOutput(evbuffer* out, size_t n) {
+  evbuffer_unfreeze(out, 1);
+  evbuffer_drain(out, n);
+  evbuffer_freeze(out, 1);
+}
+
+}  // namespace
+
+Session::Session(NetServer* server, SessionId id, std::string peer, net::AddressKey address)
+    : server_(server),
+      id_(id),
+      peer_(std::move(peer)),
+      address_(address),
+      rate_(server->protocol().rate.per_s, server->protocol().rate.burst, EventLoop::NowMicros()) {}
+
+int64_t Session::RateClock() const { return rate_.enabled() ? EventLoop::NowMicros() : 0; }
+
+void Session::Request(uint32_t command, std::string_view body, int64_t now_us) {
+  uint32_t seq = order_.Next();
+  if (rate_.Take(now_us)) server_->OnFrame(this, seq, command, body);
+  else server_->OnOverRate(this, seq, command, rate_.refused_streak());
+}
+
+void Session::Answer(uint32_t seq, uint32_t command, std::string_view body, bool declined) {
+  if (closing_) return;
+  order_.Answer(seq, command, body, declined, [this](uint32_t c, std::string_view b) { WriteFrame(c, b); });
+  OnAnswered();
+}
+
+TcpSession::TcpSession(NetServer* server, SessionId id, bufferevent* bev, std::string peer, net::AddressKey address)
+    : Session(server, id, std::move(peer), address), bev_(bev) {
+  bufferevent_setcb(bev_, nullptr, &TcpSession::OnWrite, &TcpSession::OnEvent, this);
   // EV_WRITE stays off: with it on, every reply would register a write event
   // (an epoll_ctl) and wait a loop turn to be sent, then unregister it (another
   // epoll_ctl). Output is written straight to the socket by Flush instead, and
   // EV_WRITE is armed only while the socket is full.
   bufferevent_disable(bev_, EV_READ | EV_WRITE);  // a new bufferevent has EV_WRITE on
+  // While EV_WRITE is armed: OnWrite once the output is down to the low-water
+  // mark (reading resumes there), and a timeout when the client reads nothing
+  // at all for idle_timeout_s (it would otherwise hold its output forever).
+  bufferevent_setwatermark(bev_, EV_WRITE, server_->output_low_water(), 0);
+  if (server_->idle_timeout()) bufferevent_set_timeouts(bev_, nullptr, server_->idle_timeout());
+  output_cb_ = evbuffer_add_cb(bufferevent_get_output(bev_), &TcpSession::OnOutputChanged, this);
   // Reading bypasses the bufferevent too: libevent asks the kernel how much is
   // readable (an ioctl) before every read and copies into its buffer; we read
   // into the server's scratch buffer and handle frames in place. The idle
   // timeout rides on the read event: EV_PERSIST re-arms it on every read.
-  read_ev_ = event_new(server_->loop_base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Session::OnReadable, this);
+  read_ev_ = event_new(server_->loop_base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &TcpSession::OnReadable, this);
   event_add(read_ev_, server_->idle_timeout());
 }
 
-Session::~Session() {
+TcpSession::~TcpSession() {
+  evbuffer* out = bufferevent_get_output(bev_);
+  evbuffer_remove_cb_entry(out, output_cb_);  // libevent may free the buffer later
+  server_->AccountOutput(0, evbuffer_get_length(out));
   event_free(read_ev_);
   bufferevent_free(bev_);
 }
 
-size_t Session::pending_output() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
+size_t TcpSession::pending_output() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
 
-void Session::OnReadable(int, short what, void* arg) {
-  Session* s = static_cast<Session*>(arg);
-  if (what & EV_TIMEOUT) s->server_->OnSessionError(s, "idle");
-  else s->ReadSocket();
+template <typename F>
+void TcpSession::Guard(F&& f) {
+  bool done = false;
+  Guarded("net session", [&] {
+    f();
+    done = true;
+  });
+  if (!done) {
+    in_read_ = false;
+    Close("internal_error");
+  }
 }
 
-void Session::ReadSocket() {
+void TcpSession::OnOutputChanged(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  static_cast<TcpSession*>(arg)->server_->AccountOutput(info->n_added, info->n_deleted);
+}
+
+void TcpSession::OnReadable(int, short what, void* arg) {
+  TcpSession* s = static_cast<TcpSession*>(arg);
+  s->Guard([s, what] {
+    if (what & EV_TIMEOUT) s->server_->OnSessionError(s, "idle");
+    else s->ReadSocket();
+  });
+}
+
+void TcpSession::ReadSocket() {
   if (closing_ || in_read_) return;
   uint8_t* buf = server_->read_buffer();
   ssize_t n = recv(bufferevent_getfd(bev_), buf, NetServer::kReadBufferSize, 0);
@@ -75,7 +137,7 @@ void Session::ReadSocket() {
   if (flush_queued_) Flush();  // every reply of this read in one send
 }
 
-void Session::ReadFrames() {
+void TcpSession::ReadFrames() {
   if (in_read_ || closing_) return;  // a handler answered synchronously; the outer loop continues
   in_read_ = true;
   bool partial = false, progressed = false;
@@ -91,13 +153,13 @@ void Session::ReadFrames() {
   if (flush_queued_) Flush();
 }
 
-size_t Session::HandleFrames(const uint8_t* data, size_t len, bool* partial, bool* progressed) {
+size_t TcpSession::HandleFrames(const uint8_t* data, size_t len, bool* partial, bool* progressed) {
   const net::FrameLimits& limits = server_->limits();
+  const int64_t now = RateClock();
   size_t pos = 0;
   while (!closing_ && pos < len) {
-    if (inflight() >= server_->protocol().max_inflight) {
-      // Backpressure: stop reading until handlers catch up. The kernel's
-      // socket buffer then pushes back on the client.
+    if (MustPause()) {
+      // Backpressure: the kernel's socket buffer now pushes back on the client.
       PauseReading();
       break;
     }
@@ -111,21 +173,40 @@ size_t Session::HandleFrames(const uint8_t* data, size_t len, bool* partial, boo
       server_->OnSessionError(this, net::FrameErrorName(err), /*flush=*/true);
       break;
     }
-    uint32_t seq = next_seq_++;
-    server_->OnFrame(this, seq, f.command, f.body);
+    Request(f.command, f.body, now);
     pos += f.frame_size;
     *progressed = true;
   }
   return pos;
 }
 
-void Session::PauseReading() {
+bool TcpSession::MustPause() {
+  if (order_.inflight() >= server_->protocol().max_inflight) return true;  // handlers must catch up
+  if (pending_output() <= server_->output_high_water()) return false;
+  // The replies of this read normally wait for its end to leave in one send;
+  // send them now, and pause only if the socket does not take them.
+  Flush();
+  return !closing_ && pending_output() > server_->output_high_water();
+}
+
+void TcpSession::PauseReading() {
   if (read_paused_) return;
   read_paused_ = true;
   event_del(read_ev_);
 }
 
-void Session::CheckFrameProgress(bool partial, bool progressed) {
+void TcpSession::MaybeResumeReading() {
+  if (!read_paused_ || closing_ || order_.inflight() >= server_->protocol().max_inflight) return;
+  // Paused for output: wait until the socket has taken it down to the low-water
+  // mark (OnWrite tells). Output that is not waiting on a full socket leaves
+  // at the end of this turn anyway.
+  if (write_armed_ && pending_output() > server_->output_low_water()) return;
+  read_paused_ = false;
+  event_add(read_ev_, server_->idle_timeout());
+  ReadFrames();  // frames may already be buffered
+}
+
+void TcpSession::CheckFrameProgress(bool partial, bool progressed) {
   // The idle timer only sees silence; a slowloris client that trickles a
   // byte now and then never goes silent. So a frame, too, must arrive whole
   // within idle_timeout_s of the read that left it incomplete. Checked on
@@ -143,29 +224,7 @@ void Session::CheckFrameProgress(bool partial, bool progressed) {
   if (now - partial_since_us_ > int64_t{limit_s} * 1000000) server_->OnSessionError(this, "slow_frame");
 }
 
-void Session::Answer(uint32_t seq, uint32_t command, std::string_view body, bool declined) {
-  if (closing_) return;
-  // seq arithmetic is modulo 2^32, like inflight().
-  if (static_cast<int32_t>(seq - next_reply_seq_) < 0 || static_cast<int32_t>(next_seq_ - seq) <= 0) return;
-  if (seq != next_reply_seq_) {
-    parked_.try_emplace(seq, Parked{declined, command, std::string(body)});
-    return;
-  }
-  if (!declined) WriteFrame(command, body);
-  ++next_reply_seq_;
-  while (!parked_.empty() && parked_.begin()->first == next_reply_seq_) {
-    auto node = parked_.extract(parked_.begin());
-    if (!node.mapped().declined) WriteFrame(node.mapped().command, node.mapped().body);
-    ++next_reply_seq_;
-  }
-  if (read_paused_ && !closing_ && inflight() < server_->protocol().max_inflight) {
-    read_paused_ = false;
-    event_add(read_ev_, server_->idle_timeout());
-    ReadFrames();  // frames may already be buffered
-  }
-}
-
-void Session::WriteFrame(uint32_t command, std::string_view body) {
+void TcpSession::WriteFrame(uint32_t command, std::string_view body) {
   if (closing_) return;
   uint8_t hdr[kHeaderSize];
   server_->EncodeHeader(command, body.size(), hdr);
@@ -183,24 +242,25 @@ void Session::WriteFrame(uint32_t command, std::string_view body) {
   CheckOutputCap();
 }
 
-void Session::WriteEncoded(std::string_view frame) {
+void TcpSession::WriteEncoded(std::string_view frame) {
   if (closing_) return;
   evbuffer_add(bufferevent_get_output(bev_), frame.data(), frame.size());
   CheckOutputCap();
 }
 
-void Session::CheckOutputCap() {
+void TcpSession::CheckOutputCap() {
   if (pending_output() > server_->protocol().max_output_bytes) server_->OnSessionError(this, "slow_consumer");
   else QueueFlush();
+  server_->CheckOutputBudget();
 }
 
-void Session::QueueFlush() {
+void TcpSession::QueueFlush() {
   if (flush_queued_ || closing_) return;
   flush_queued_ = true;
   if (!in_read_) server_->QueueFlush(id_);  // else ReadFrames flushes when it ends
 }
 
-void Session::Flush() {
+void TcpSession::Flush() {
   flush_queued_ = false;
   if (closing_ || write_armed_) return;  // the bufferevent owns the rest
   evbuffer* out = bufferevent_get_output(bev_);
@@ -214,13 +274,8 @@ void Session::Flush() {
   msg.msg_iovlen = static_cast<size_t>(n < 16 ? n : 16);
   ssize_t w = sendmsg(bufferevent_getfd(bev_), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (w > 0) {
-    // A bufferevent freezes the start of its output (only it may drain);
-    // libevent's own writer lifts the freeze the same way.
-    evbuffer_unfreeze(out, 1);
-    evbuffer_drain(out, static_cast<size_t>(w));
-    evbuffer_freeze(out, 1);
-  }
-  else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close("socket_error");
+    DrainOutput(out, static_cast<size_t>(w));
+  } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close("socket_error");
   if (evbuffer_get_length(out) > 0) {
     // The socket is full: let the bufferevent write the rest when it drains
     // (OnWrite disarms it again).
@@ -229,44 +284,54 @@ void Session::Flush() {
   }
 }
 
-void Session::Close(const char* reason, bool flush) {
+void TcpSession::Close(const char* reason, bool flush) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = reason;
-  parked_.clear();
+  order_.Clear();
   event_del(read_ev_);
   if (flush && pending_output() > 0) {
     // Finish sending (a kick message, say), but never wait long for it.
     static const timeval kFlushTimeout = {5, 0};
     bufferevent_set_timeouts(bev_, nullptr, &kFlushTimeout);
-    bufferevent_setcb(bev_, nullptr, &Session::OnWrite, &Session::OnEvent, this);
+    bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+    bufferevent_setcb(bev_, nullptr, &TcpSession::OnWrite, &TcpSession::OnEvent, this);
     bufferevent_enable(bev_, EV_WRITE);
     return;
   }
+  // Dropped: what it had not taken is garbage now; give the budget back at once.
+  evbuffer* out = bufferevent_get_output(bev_);
+  DrainOutput(out, evbuffer_get_length(out));
   server_->ScheduleReap(this);
 }
 
-void Session::OnWrite(bufferevent*, void* arg) {
-  // Called when the output has drained.
-  Session* s = static_cast<Session*>(arg);
-  if (s->pending_output() != 0) return;
-  if (s->closing_) {
-    s->server_->ScheduleReap(s);
-    return;
-  }
-  s->write_armed_ = false;
-  bufferevent_disable(s->bev_, EV_WRITE);
+void TcpSession::OnWrite(bufferevent*, void* arg) {
+  // Called when the output is down to the low-water mark (0 when closing).
+  TcpSession* s = static_cast<TcpSession*>(arg);
+  s->Guard([s] {
+    if (s->closing_) {
+      if (s->pending_output() == 0) s->server_->ScheduleReap(s);
+      return;
+    }
+    if (s->pending_output() == 0) {
+      s->write_armed_ = false;
+      bufferevent_disable(s->bev_, EV_WRITE);
+    }
+    s->MaybeResumeReading();
+  });
 }
 
-void Session::OnEvent(bufferevent*, short what, void* arg) {
-  Session* s = static_cast<Session*>(arg);
-  if (s->closing_) {
-    s->server_->ScheduleReap(s);  // flush failed or timed out
-    return;
-  }
-  if (what & BEV_EVENT_EOF) s->Close("client_closed");
-  else if (what & BEV_EVENT_TIMEOUT) s->server_->OnSessionError(s, "idle");
-  else s->Close("socket_error");
+void TcpSession::OnEvent(bufferevent*, short what, void* arg) {
+  TcpSession* s = static_cast<TcpSession*>(arg);
+  s->Guard([s, what] {
+    if (s->closing_) {
+      s->server_->ScheduleReap(s);  // flush failed or timed out
+      return;
+    }
+    if (what & BEV_EVENT_EOF) s->Close("client_closed");
+    else if (what & BEV_EVENT_TIMEOUT) s->server_->OnSessionError(s, "slow_consumer");  // output stalled
+    else s->Close("socket_error");
+  });
 }
 
 }  // namespace lampyr

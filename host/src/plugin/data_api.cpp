@@ -40,9 +40,11 @@ class Op {
     if (!gen || gen->state == State::kRetired) return;
     --gen->pending_calls;
     const std::string& data = s.ok() ? ok_json : s.message();
-    if (gen->desc()->on_complete)
+    if (gen->desc()->on_complete) {
+      Activity running = gen->Running("data completion");
       gen->desc()->on_complete(gen->ctx, cookie_, s.ok() ? LAMPYR_DONE_OK : LAMPYR_DONE_ERROR, data.data(),
                                data.size());
+    }
     gen->host->LeaseEnded(gen.get());
   }
 
@@ -238,7 +240,7 @@ const Entry kTable[] = {
 void* LookupDataFunction(const char* name) {
   for (const auto& e : kTable)
     if (std::strcmp(e.name, name) == 0) return e.fn;
-  return nullptr;
+  return LookupWorkFunction(name);  // "work", "sql_*", "kv_*"
 }
 
 }  // namespace lampyr::plugin

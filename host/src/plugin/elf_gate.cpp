@@ -1,9 +1,12 @@
 #include "plugin/elf_gate.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 namespace lampyr::plugin {
@@ -40,6 +43,18 @@ class Image {
 // of the plugin's interface.
 bool IsLinkerMarker(const std::string& n) {
   return n == "_init" || n == "_fini" || n == "_edata" || n == "_end" || n == "__bss_start";
+}
+
+// Imports that create threads. A thread the plugin starts runs its code
+// outside every lease: a reload unloads the library under it (tried: the
+// reload reported "ok", then SIGSEGV). std::thread, std::jthread and
+// std::async all start threads through std::thread::_M_start_thread.
+bool CreatesThreads(const std::string& n) {
+  return n == "pthread_create" || n == "thrd_create" || n.rfind("_ZNSt6thread15_M_start_thread", 0) == 0;
+}
+
+std::string ThreadSymbolName(const std::string& n) {
+  return n.rfind("_ZNSt6thread", 0) == 0 ? n + " (std::thread)" : n;
 }
 
 }  // namespace
@@ -84,6 +99,10 @@ Status CheckPluginImage(const unsigned char* data, size_t size, const std::strin
           return Status::Error("imports " + name +
                                " (a thread_local with a destructor): it would pin the library in memory; use a "
                                "thread_local without destructor or plain member data");
+        if (!defined && CreatesThreads(name))
+          return Status::Error("imports " + ThreadSymbolName(name) +
+                               ": plugins may not start threads (a reload would unload the code a thread still "
+                               "runs); run blocking or CPU-heavy code with the host's \"work\" (Plugin::work) instead");
         if (defined && (bind == STB_GLOBAL || bind == STB_WEAK) &&
             ELF64_ST_VISIBILITY(sym.st_other) == STV_DEFAULT) {
           if (name == entry) found_entry = true;
@@ -114,20 +133,35 @@ Status CheckPluginImage(const unsigned char* data, size_t size, const std::strin
   return Status::OK();
 }
 
-Status ReadWholeFile(const std::string& path, std::vector<unsigned char>* out) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : -1;
-  if (size < 0) return Status::Error("cannot read " + path);
-  out->resize(static_cast<size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(out->data()), size)) return Status::Error("cannot read " + path);
-  return Status::OK();
+Status ReadWholeFile(const std::string& path, size_t max_bytes, std::string* out) {
+  // O_NONBLOCK: a FIFO at the path must not hang the loader.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return Status::Error("cannot read " + path + ": " + strerror(errno));
+  struct stat st;
+  Status s;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) s = Status::Error("cannot read " + path + ": not a regular file");
+  else if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    s = Status::Error("cannot read " + path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                      std::to_string(max_bytes) + " allowed");
+  if (s.ok()) {
+    out->assign(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < out->size()) {
+      ssize_t n = read(fd, out->data() + got, out->size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (got != out->size()) s = Status::Error("cannot read " + path + ": it changed size while being read");
+  }
+  close(fd);
+  return s;
 }
 
 Status CheckPluginFile(const std::string& path, const std::string& entry) {
-  std::vector<unsigned char> bytes;
-  Status s = ReadWholeFile(path, &bytes);
-  return s.ok() ? CheckPluginImage(bytes.data(), bytes.size(), entry) : s;
+  std::string bytes;
+  Status s = ReadWholeFile(path, 256u << 20, &bytes);
+  return s.ok() ? CheckPluginImage(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), entry) : s;
 }
 
 }  // namespace lampyr::plugin

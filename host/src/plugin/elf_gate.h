@@ -6,6 +6,8 @@
 //    generation binds to the old one's data),
 //  - imports __cxa_thread_atexit(_impl) (a thread_local with a destructor
 //    pins the library),
+//  - imports thread creation (pthread_create, thrd_create, std::thread): a
+//    thread of its own would outlive its generation; plugins use "work",
 //  - is linked with -z nodelete (DF_1_NODELETE),
 //  - or exports more than the entry symbol
 // is refused with a message that says which symbol and how to fix it.
@@ -23,7 +25,7 @@ namespace lampyr::plugin {
 Status CheckPluginImage(const unsigned char* data, size_t size, const std::string& entry_symbol);
 // Reads `path` and checks it.
 Status CheckPluginFile(const std::string& path, const std::string& entry_symbol);
-// The whole file, in one read.
-Status ReadWholeFile(const std::string& path, std::vector<unsigned char>* out);
+// The whole file (a regular file of at most `max_bytes`), read once.
+Status ReadWholeFile(const std::string& path, size_t max_bytes, std::string* out);
 
 }  // namespace lampyr::plugin

@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "channel/channel_hub.h"
+#include "core/activity.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
 #include "net/dispatch.h"
+#include "plugin/generation_web.h"
 #include "plugin/plugin_library.h"
 
 // The C handle is the base of Generation (plugin.h keeps it opaque).
@@ -37,7 +39,14 @@ class Generation : public lampyr_host, public std::enable_shared_from_this<Gener
   const lampyr_plugin_desc* desc() const { return lib.desc(); }
   // May it start new work (timers, calls)?
   bool active() const { return state == State::kLoading || state == State::kServing; }
-  size_t leases() const { return requests.size() + remote_calls.size() + one_shot_timers + pending_calls; }
+  size_t leases() const {
+    return requests.size() + remote_calls.size() + one_shot_timers + pending_calls + web.leases();
+  }
+  // Marks a call into the plugin for the stall watchdog and crash reports:
+  // "plugin room: command 1001".
+  Activity Running(const char* what, uint64_t number = Activity::kNoNumber, const char* detail = nullptr) const {
+    return Activity(what, plugin.c_str(), number, detail);
+  }
 
   struct Timer {
     TimerId loop_id = 0;
@@ -51,8 +60,8 @@ class Generation : public lampyr_host, public std::enable_shared_from_this<Gener
   PluginLibrary lib;
   void* ctx = nullptr;
   bool initialised = false;
-  std::string source;       // the file it was copied from
-  std::string stage_path;   // its private copy
+  std::string source;       // the file it was read from
+  bool rollback = false;    // the build that passed probation (LAMPYR_ROLLBACK)
   std::string config_json;  // plugins.<name>.config; valid until destroy()
   int64_t loaded_at_unix = 0;
   double drain_started = 0;  // EventLoop::NowMicros()/1e6
@@ -75,6 +84,12 @@ class Generation : public lampyr_host, public std::enable_shared_from_this<Gener
   std::unordered_map<std::string, Gauge*> gauges;
   size_t one_shot_timers = 0;
   size_t pending_calls = 0;
+  // Off-loop work (work_api.cpp): set when Retire found this generation's
+  // code still running on a worker; the retirement (with this reason)
+  // completes when the last such job returns.
+  const char* retire_after_work = nullptr;
+  // Web routes, HTTP fetches, link events (plugin_web.h).
+  GenerationWeb web;
 };
 
 }  // namespace lampyr::plugin

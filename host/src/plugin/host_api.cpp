@@ -186,7 +186,10 @@ void FireTimer(const std::weak_ptr<Generation>& w, uint64_t id, uint64_t cookie,
     gen->timers.erase(it);
     --gen->one_shot_timers;
   }
-  if (gen->desc()->on_timer) gen->desc()->on_timer(gen->ctx, cookie);
+  if (gen->desc()->on_timer) {
+    Activity running = gen->Running("timer");
+    gen->desc()->on_timer(gen->ctx, cookie);
+  }
   if (!repeat_ms) gen->host->LeaseEnded(gen.get());
 }
 
@@ -289,7 +292,10 @@ int Call(lampyr_host* h, const char* node, const char* method, const char* args,
                                                   : LAMPYR_DONE_UNAVAILABLE;
             reply = s.message();
           }
-          if (gen->desc()->on_complete) gen->desc()->on_complete(gen->ctx, cookie, status, reply.data(), reply.size());
+          if (gen->desc()->on_complete) {
+            Activity running = gen->Running("call completion");
+            gen->desc()->on_complete(gen->ctx, cookie, status, reply.data(), reply.size());
+          }
           gen->host->LeaseEnded(gen.get());
         },
         timeout);
@@ -405,6 +411,7 @@ void* LookupHostFunction(const char* name) {
   if (!name) return nullptr;
   for (const auto& e : kTable)
     if (std::strcmp(e.name, name) == 0) return e.fn;
+  if (void* fn = LookupWebFunction(name)) return fn;
   return LookupDataFunction(name);
 }
 

@@ -7,8 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
-#include <system_error>
+#include <set>
 
 #include "channel/channel_hub.h"
 #include "channel/forwarder.h"
@@ -16,11 +15,12 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/state_records.h"
 #include "net/net_server.h"
+#include "plugin/elf_gate.h"
+#include "plugin/work_pool.h"
 
 namespace lampyr::plugin {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,37 +31,21 @@ int64_t UnixNow() {
       .count();
 }
 
-// LAMPYR_PLUGIN_PATHS="room=/a/libroom.so;echo=/b/libecho.so"
-std::map<std::string, std::string> PathOverrides() {
-  std::map<std::string, std::string> out;
-  const char* env = std::getenv("LAMPYR_PLUGIN_PATHS");
+// LAMPYR_ROLLBACK="room,echo": the plugins the master wants started from
+// the build that passed probation.
+std::set<std::string> RollbackPlugins() {
+  std::set<std::string> out;
+  const char* env = std::getenv("LAMPYR_ROLLBACK");
   if (!env) return out;
   std::string s(env);
   size_t b = 0;
-  while (b < s.size()) {
-    size_t e = s.find(';', b);
+  while (b <= s.size()) {
+    size_t e = s.find(',', b);
     if (e == std::string::npos) e = s.size();
-    std::string item = s.substr(b, e - b);
-    size_t eq = item.find('=');
-    if (eq != std::string::npos && eq > 0) out[item.substr(0, eq)] = item.substr(eq + 1);
+    if (e > b) out.insert(s.substr(b, e - b));
     b = e + 1;
   }
   return out;
-}
-
-// Removes staging folders of processes that no longer exist (a crashed
-// server leaves its copies behind).
-void RemoveStaleStages(const fs::path& root, const std::string& server) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    std::string n = e.path().filename().string();
-    std::string prefix = server + "-";
-    if (n.rfind(prefix, 0) != 0) continue;
-    char* end = nullptr;
-    long pid = std::strtol(n.c_str() + prefix.size(), &end, 10);
-    if (!end || *end != '\0' || pid <= 0) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
-  }
 }
 
 Counter* ReloadCounter(const char* result) {
@@ -71,14 +55,23 @@ Counter* ReloadCounter(const char* result) {
 
 }  // namespace
 
-PluginHost::PluginHost(EventLoop* loop, const Config& config, const ServerConfig& self, CommandTable* commands,
-                       NetServer* net, ChannelHub* hub, Forwarder* forwarder)
-    : loop_(loop), config_(config), self_(self), commands_(commands), net_(net), hub_(hub), forwarder_(forwarder) {
-  const char* env = std::getenv("LAMPYR_STAGE_DIR");
-  fs::path root = env && *env ? fs::path(env) : fs::temp_directory_path() / ("lampyr-stage-" + std::to_string(::getuid()));
-  RemoveStaleStages(root, self_.name);
-  stage_dir_ = (root / (self_.name + "-" + std::to_string(::getpid()))).string();
-  previous_dir_ = (root / (self_.name + "-previous")).string();
+PluginHost::PluginHost(EventLoop* loop, const Config& config, const ServerConfig& self, const PrivateDir* state,
+                       CommandTable* commands, NetServer* net, ChannelHub* hub, Forwarder* forwarder)
+    : loop_(loop),
+      config_(config),
+      self_(self),
+      state_(state),
+      commands_(commands),
+      net_(net),
+      hub_(hub),
+      forwarder_(forwarder),
+      web_(std::make_unique<PluginWeb>(this, self.webport != 0)) {
+  if (hub_) {
+    std::shared_ptr<bool> alive = alive_;
+    hub_->AddPeerCallback([this, alive](const std::string& node, bool up) {
+      if (*alive) web_->OnLink(node, up);
+    });
+  }
 }
 
 PluginHost::~PluginHost() {
@@ -86,41 +79,129 @@ PluginHost::~PluginHost() {
   Shutdown();
 }
 
-std::string PluginHost::StagePath(const std::string& plugin, uint64_t number) const {
-  return stage_dir_ + "/" + plugin + ".gen" + std::to_string(number) + "." + std::to_string(next_id_) + ".so";
-}
-
 Status PluginHost::LoadAll() {
-  std::error_code ec;
-  fs::create_directories(stage_dir_, ec);
-  if (ec) return Status::Error("cannot create plugin staging folder " + stage_dir_ + ": " + ec.message());
-  auto overrides = PathOverrides();
+  if (const char* env = std::getenv("LAMPYR_STAGE_DIR"); env && *env)
+    LOG_WARN("plugin", "LAMPYR_STAGE_DIR is ignored: builds are staged in memory, and what the server keeps "
+                       "lives in master.state_dir (%s)", state_->path().c_str());
+  Status st = state_->OpenChild("passed", &passed_dir_);
+  if (!st.ok()) return st;
+  const std::set<std::string> rollback = RollbackPlugins();
+  // Client addresses come with session open events ("session_peer").
+  if (net_ || forwarder_) WatchSessions();
   for (const auto& name : self_.plugins) {
     auto slot = std::make_unique<Slot>();
     slot->name = name;
     slot->config = config_.FindPlugin(name);
     if (!slot->config) return Status::Error("plugin " + name + ": not in the config's \"plugins\"");
-    std::string source = slot->config->path;
-    if (auto it = overrides.find(name); it != overrides.end()) {
-      source = it->second;
-      LOG_WARN("plugin", "%s: loading %s (LAMPYR_PLUGIN_PATHS) instead of the configured build", name.c_str(),
-               source.c_str());
+    std::string record;
+    if (passed_dir_->ReadFile(name + ".json", kMaxStateRecordBytes, &record).ok() &&
+        !ParsePassedRecord(record, &slot->passed).ok())
+      slot->passed = Json::Value();
+    std::shared_ptr<Generation> g;
+    Status s;
+    if (rollback.count(name)) {
+      s = LoadPassed(*slot, &g);
+      if (s.ok()) {
+        LOG_WARN("plugin", "%s: started from its last build that passed probation (%s, sha256 %s), not the "
+                           "configured %s (the master rolled it back)",
+                 name.c_str(), slot->passed["version"].asCString(), g->lib.sha256().c_str(),
+                 slot->config->path.c_str());
+      } else {
+        LOG_ERROR("plugin", "rollback build of %s refused: %s; loading the configured build %s", name.c_str(),
+                  s.message().c_str(), slot->config->path.c_str());
+        g.reset();
+      }
     }
-    std::shared_ptr<Generation> g = NewGeneration(*slot, source);
-    Status s = LoadFile(*g);
+    if (!g) {
+      g = NewGeneration(*slot, slot->config->path);
+      s = LoadFile(*g);
+    }
     if (s.ok()) s = Activate(*slot, *g, nullptr, 0);
     else Discard(*g);
     if (!s.ok()) return Status::Error("plugin " + name + ": " + s.message());
     Swap(*slot, std::move(g));
     LOG_INFO("plugin", "%s %s loaded (generation 1)", name.c_str(), slot->current->desc()->version);
-    slots_[name] = std::move(slot);
+    Slot& placed = *(slots_[name] = std::move(slot));
+    StartProbation(placed);
   }
   return Status::OK();
+}
+
+// The kept build is trusted only after the same checks as any file from
+// disk, and only if it is byte for byte the build that passed.
+Status PluginHost::LoadPassed(const Slot& slot, std::shared_ptr<Generation>* out) {
+  if (slot.passed.isNull()) return Status::Error("no build of it has passed probation on this server yet");
+  std::string image;
+  Status s = passed_dir_->ReadFile(slot.name + ".so", kMaxPluginBytes, &image);
+  if (!s.ok()) return s;
+  const std::string path = passed_dir_->path() + "/" + slot.name + ".so";
+  const std::string sha = Sha256Hex(image), want = slot.passed["sha256"].asString();
+  if (sha != want)
+    return Status::Error(path + ": does not match the build that passed probation (sha256 " + want + ", the file has " +
+                         sha + ")");
+  auto g = NewGeneration(slot, path);
+  g->rollback = true;
+  s = LoadImage(*g, image);
+  if (!s.ok()) {
+    Discard(*g);
+    return s;
+  }
+  *out = std::move(g);
+  return Status::OK();
+}
+
+// The generation serving now passes if it still serves probation_s later
+// (the master restarts a server that dies sooner with the last one that did).
+void PluginHost::StartProbation(Slot& slot) {
+  const uint32_t probation_s = config_.master.probation_s;
+  if (probation_s == 0) return;
+  std::weak_ptr<Generation> w = slot.current;
+  Slot* s = &slot;
+  std::shared_ptr<bool> alive = alive_;
+  loop_->RunAfter(probation_s, [this, s, w, alive] {
+    if (!*alive) return;
+    auto g = w.lock();
+    if (g && s->current == g) KeepPassedBuild(*s, *g);
+  });
+}
+
+void PluginHost::KeepPassedBuild(Slot& slot, const Generation& g) {
+  const std::string& sha = g.lib.sha256();
+  Json::Value record(Json::objectValue);
+  record["version"] = g.desc()->version ? g.desc()->version : "";
+  record["sha256"] = sha;
+  record["generation"] = Json::UInt64(g.number);
+  record["at"] = Json::Int64(UnixNow());
+  Status s;
+  if (slot.passed["sha256"].asString() != sha) {  // else that build is kept already
+    std::string image;
+    s = g.lib.ReadImage(&image);
+    // The build first: a record naming a build that is not there yet would
+    // only make the next rollback refuse (sha256 mismatch).
+    if (s.ok()) s = passed_dir_->WriteFile(slot.name + ".so", image.data(), image.size());
+  }
+  if (s.ok()) {
+    Json::StreamWriterBuilder w;
+    w["indentation"] = "";
+    const std::string text = Json::writeString(w, record) + "\n";
+    s = passed_dir_->WriteFile(slot.name + ".json", text.data(), text.size());
+  }
+  if (!s.ok()) {
+    LOG_ERROR("plugin", "%s generation %llu passed probation but its build could not be kept: %s", slot.name.c_str(),
+              static_cast<unsigned long long>(g.number), s.message().c_str());
+    return;
+  }
+  slot.passed = record;
+  LOG_INFO("plugin", "%s %s (generation %llu) passed probation (%u s): it is the rollback build now", slot.name.c_str(),
+           record["version"].asCString(), static_cast<unsigned long long>(g.number), config_.master.probation_s);
 }
 
 void PluginHost::Shutdown() {
   reloads_.clear();
   if (loader_.joinable()) loader_.join();  // its posted result is dropped (alive_ is false)
+  // No plugin code may be on a worker's stack when the libraries go: jobs
+  // not started are dropped, running ones are waited for.
+  if (work_) work_->Stop();
   running_.reset();
   for (auto& [name, slot] : slots_) {
     for (auto& g : std::vector(slot->draining)) Retire(g, "server stopping");
@@ -128,26 +209,34 @@ void PluginHost::Shutdown() {
       auto g = std::move(slot->current);
       Unhook(*g, nullptr);
       g->state = Generation::State::kDraining;
-      if (g->desc()->on_stop) g->desc()->on_stop(g->ctx);
+      if (g->desc()->on_stop) {
+        Activity running = g->Running("on_stop");
+        g->desc()->on_stop(g->ctx);
+      }
       Retire(g, "server stopping");
     }
   }
   slots_.clear();
-  std::error_code ec;
-  if (!stage_dir_.empty()) fs::remove_all(stage_dir_, ec);
 }
 
 std::shared_ptr<Generation> PluginHost::NewGeneration(const Slot& slot, const std::string& source) {
   uint64_t number = slot.current ? slot.current->number + 1 : 1;
   auto g = std::make_shared<Generation>(this, slot.name, number);
   g->source = source;
-  g->stage_path = StagePath(slot.name, number);
   return g;
 }
 
 // Touches nothing but `g` and files: runs on the loader thread.
+// The file is read once: the gate checks exactly the bytes that are loaded,
+// whatever happens to it meanwhile.
 Status PluginHost::LoadFile(Generation& g) {
-  Status s = g.lib.Load(g.source, g.stage_path);
+  std::string image;
+  Status s = ReadWholeFile(g.source, kMaxPluginBytes, &image);
+  return s.ok() ? LoadImage(g, image) : s;
+}
+
+Status PluginHost::LoadImage(Generation& g, std::string_view image) {
+  Status s = g.lib.Load(image, g.plugin, g.number);
   if (s.ok()) s = CheckDescriptor(g.lib.desc(), g.plugin);
   return s;
 }
@@ -179,7 +268,12 @@ Status PluginHost::Initialise(Generation& g, const std::string* state, uint32_t 
   args.generation = g.number;
   char err[512] = {0};
   g.state = Generation::State::kLoading;
-  if (d->init(&args, &g.ctx, err, sizeof err) != LAMPYR_OK)
+  int rc;
+  {
+    Activity running = g.Running("init");
+    rc = d->init(&args, &g.ctx, err, sizeof err);
+  }
+  if (rc != LAMPYR_OK)
     return Status::Error(std::string("init failed: ") + (err[0] ? err : "no reason given"));
   g.initialised = true;
   if (state) {
@@ -187,7 +281,8 @@ Status PluginHost::Initialise(Generation& g, const std::string* state, uint32_t 
       if (!state->empty())
         return Status::Error("the new build has no restore_state but the running one saved " +
                              std::to_string(state->size()) + " bytes of state (it would be lost)");
-    } else if (d->restore_state(g.ctx, state->data(), state->size(), from_schema, err, sizeof err) != LAMPYR_OK) {
+    } else if (Activity running = g.Running("restore_state");
+               d->restore_state(g.ctx, state->data(), state->size(), from_schema, err, sizeof err) != LAMPYR_OK) {
       return Status::Error(std::string("restore_state failed (from schema ") + std::to_string(from_schema) +
                            " to " + std::to_string(d->state_schema) + "): " + (err[0] ? err : "no reason given"));
     }
@@ -204,7 +299,7 @@ Status PluginHost::CheckConflicts(const Slot& slot, const Generation& g) const {
       return Status::Error("command " + std::to_string(c) + " is already handled by a built-in handler");
   }
   if (g.routes && !forwarder_) return Status::Error("set_router needs a server with channel links");
-  return Status::OK();
+  return web_->CheckConflicts(g);
 }
 
 void PluginHost::CancelTimers(Generation& g, bool only_repeating) {
@@ -221,7 +316,10 @@ void PluginHost::CancelTimers(Generation& g, bool only_repeating) {
 
 void PluginHost::Discard(Generation& g) {
   CancelTimers(g, false);
-  if (g.initialised && g.desc()->destroy) g.desc()->destroy(g.ctx);
+  if (g.initialised && g.desc()->destroy) {
+    Activity running = g.Running("destroy");
+    g.desc()->destroy(g.ctx);
+  }
   g.initialised = false;
   g.ctx = nullptr;
   g.state = Generation::State::kRetired;
@@ -245,7 +343,10 @@ void PluginHost::Dispatch(Slot& slot, const RequestContext& ctx, std::string_vie
   g.inline_token = r.token;
   g.inline_ctx = &ctx;
   g.inline_answered = false;
-  d->on_request(g.ctx, &r);
+  {
+    Activity running = g.Running("command", ctx.command);
+    d->on_request(g.ctx, &r);
+  }
   bool answered = g.inline_answered;
   g.inline_token = 0;
   g.inline_ctx = nullptr;
@@ -266,6 +367,7 @@ void PluginHost::Unhook(const Generation& old, const Generation* next) {
     for (const auto& m : old.remotes)
       if (!next || !kept(next->remotes, m)) hub_->UnregisterMethod(m);
   if (old.routes && (!next || !next->routes) && forwarder_) forwarder_->SetRouter(nullptr);
+  if (!next) web_->Swap(&old, nullptr);
 }
 
 void PluginHost::Swap(Slot& slot, std::shared_ptr<Generation> next) {
@@ -292,6 +394,7 @@ void PluginHost::Swap(Slot& slot, std::shared_ptr<Generation> next) {
         call.args = args.data();
         call.args_len = args.size();
         g.remote_calls.emplace(call.token, std::move(respond));
+        Activity running = g.Running("remote", Activity::kNoNumber, m.c_str());
         g.desc()->on_remote(g.ctx, &call);
       });
     }
@@ -301,6 +404,7 @@ void PluginHost::Swap(Slot& slot, std::shared_ptr<Generation> next) {
       Generation& g = *s->current;
       if (!g.routes || !g.desc()->route) return "";
       char node[256] = {0};
+      Activity running = g.Running("route", command);
       if (g.desc()->route(g.ctx, session, command, body.data(), body.size(), node, sizeof node) != LAMPYR_OK)
         return "";
       node[sizeof node - 1] = '\0';
@@ -308,6 +412,7 @@ void PluginHost::Swap(Slot& slot, std::shared_ptr<Generation> next) {
     });
   }
   next->state = Generation::State::kServing;
+  web_->Swap(old.get(), next);
   slot.current = std::move(next);
   if (old) StartDrain(slot, std::move(old));
 }
@@ -318,7 +423,10 @@ void PluginHost::StartDrain(Slot& slot, std::shared_ptr<Generation> old) {
   // Repeating timers would never let it drain; one-shot timers are work it
   // already promised (a delayed reply) and still fire.
   CancelTimers(*old, true);
-  if (old->desc()->on_stop) old->desc()->on_stop(old->ctx);
+  if (old->desc()->on_stop) {
+    Activity running = old->Running("on_stop");
+    old->desc()->on_stop(old->ctx);
+  }
   slot.draining.push_back(old);
   std::weak_ptr<Generation> w = old;
   const PluginConfig* pc = slot.config;
@@ -343,8 +451,33 @@ void PluginHost::LeaseEnded(Generation* g) {
   });
 }
 
+WorkPool* PluginHost::work() {
+  // Made on first use: servers whose plugins never call "work" run no threads for it.
+  if (!work_) work_ = std::make_unique<WorkPool>(loop_, self_.work_threads, self_.work_queue);
+  return work_.get();
+}
+
+void PluginHost::WorkEnded(Generation* g) {
+  if (!g->retire_after_work || g->state == Generation::State::kRetired || (work_ && work_->Running(g) > 0)) return;
+  Retire(g->shared_from_this(), g->retire_after_work);
+}
+
 void PluginHost::Retire(const std::shared_ptr<Generation>& g, const char* why) {
   if (g->state == Generation::State::kRetired) return;
+  // Its code is still executing on a worker (a job that outlived the drain
+  // timeout): unloading now would pull the code from under it. Jobs not yet
+  // started are dropped; the retirement completes when the last running one
+  // returns (WorkEnded).
+  if (work_) {
+    if (size_t running = work_->Cancel(g.get()); running > 0) {
+      if (!g->retire_after_work)
+        LOG_ERROR("plugin", "%s generation %llu: %zu work job(s) still running at %s; it is unloaded when they return",
+                  g->plugin.c_str(), static_cast<unsigned long long>(g->number), running, why);
+      g->retire_after_work = why;
+      return;
+    }
+    work_->Forget(g.get());
+  }
   Slot* slot = slots_.count(g->plugin) ? slots_[g->plugin].get() : nullptr;
   size_t dropped = g->requests.size() + g->remote_calls.size() + g->one_shot_timers + g->pending_calls;
   if (dropped && std::string(why) != "drained")
@@ -357,18 +490,22 @@ void PluginHost::Retire(const std::shared_ptr<Generation>& g, const char* why) {
   for (auto& [token, ctx] : requests)
     ctx.responder->Fail(ctx, ErrorCode::kUnavailable, "the plugin was reloaded before it answered");
   for (auto& [token, respond] : remotes) respond(Status::Error("the plugin was reloaded before it answered"), "");
+  web_->Retire(*g);
   g->pending_calls = 0;  // their completions find the generation gone
   std::string version = g->desc() && g->desc()->version ? g->desc()->version : "";
-  std::string staged = g->lib.staged_path();
+  const std::string sha = g->lib.sha256();
   CancelTimers(*g, false);
-  if (g->initialised) g->desc()->destroy(g->ctx);
+  if (g->initialised) {
+    Activity running = g->Running("destroy");
+    g->desc()->destroy(g->ctx);
+  }
   g->initialised = false;
   g->ctx = nullptr;
   g->state = Generation::State::kRetired;
   bool gone = g->lib.Unload();
   if (!gone) {
-    LOG_ERROR("plugin", "%s generation %llu is still mapped after unload (pinned): %s", g->plugin.c_str(),
-              static_cast<unsigned long long>(g->number), staged.c_str());
+    LOG_ERROR("plugin", "%s generation %llu is still mapped after unload (pinned): build sha256 %s", g->plugin.c_str(),
+              static_cast<unsigned long long>(g->number), sha.c_str());
     Metrics().GetCounter("lampyr_plugin_pinned_total", "Plugin generations still mapped after unload", "")->Inc();
     if (slot) {
       Json::Value p;
@@ -381,20 +518,6 @@ void PluginHost::Retire(const std::shared_ptr<Generation>& g, const char* why) {
              static_cast<unsigned long long>(g->number), why);
   }
   if (slot) std::erase(slot->draining, g);
-}
-
-// The build that served before a reload stays available for the master's
-// probation rollback. A hard link: the staged copy is never written again.
-std::string PluginHost::KeepPreviousBuild(const Generation& old) {
-  std::error_code ec;
-  fs::create_directories(previous_dir_, ec);
-  std::string to = previous_dir_ + "/" + old.plugin + ".so";
-  std::string tmp = to + ".tmp" + std::to_string(::getpid());
-  fs::remove(tmp, ec);
-  fs::create_hard_link(old.lib.staged_path(), tmp, ec);
-  if (ec) return CopyFileAtomically(old.lib.staged_path(), to).ok() ? to : "";
-  fs::rename(tmp, to, ec);
-  return ec ? "" : to;
 }
 
 void PluginHost::Reload(const std::string& plugin, std::function<void(Json::Value)> done) {
@@ -477,7 +600,12 @@ void PluginHost::FinishReload(std::shared_ptr<Generation> next, Status loaded) {
     char* out = nullptr;
     size_t len = 0;
     char err[512] = {0};
-    if (od->save_state(old->ctx, &out, &len, err, sizeof err) != LAMPYR_OK)
+    int rc;
+    {
+      Activity running = old->Running("save_state");
+      rc = od->save_state(old->ctx, &out, &len, err, sizeof err);
+    }
+    if (rc != LAMPYR_OK)
       s = Status::Error(std::string("save_state of the running generation failed: ") + (err[0] ? err : "no reason"));
     if (out) {
       if (s.ok()) state.assign(out, len);
@@ -496,15 +624,15 @@ void PluginHost::FinishReload(std::shared_ptr<Generation> next, Status loaded) {
              static_cast<unsigned long long>(old->number), s.message().c_str());
     run.answer["ok"] = false;
   } else {
-    std::string previous = KeepPreviousBuild(*old);
     Swap(slot, next);
+    StartProbation(slot);
     ++slot.reloads;
     slot.last_error.clear();
     ReloadCounter("ok")->Inc();
     r["ok"] = true;
     r["new_version"] = next->desc()->version ? next->desc()->version : "";
     r["generation"] = Json::UInt64(next->number);
-    r["previous_build"] = previous;
+    r["rollback_build"] = slot.passed;
     r["reload_ms"] = ms;
     // What the loop spent (requests wait that long): save, init, restore, swap.
     double loop_ms = static_cast<double>(EventLoop::NowMicros() - on_loop_since) / 1000.0;
@@ -529,10 +657,13 @@ Json::Value PluginHost::StatusJson() const {
     p["generation"] = Json::UInt64(g.number);
     p["loaded_at"] = Json::Int64(g.loaded_at_unix);
     p["path"] = g.source;
+    p["source"] = g.rollback ? "rollback" : "config";
+    p["sha256"] = g.lib.sha256();
+    p["passed"] = slot->passed;
     p["state_schema"] = g.desc()->state_schema;
     p["commands"] = Json::Value(Json::arrayValue);
     for (uint32_t c : g.commands) p["commands"].append(c);
-    p["pending"] = Json::UInt64(g.requests.size() + g.remote_calls.size());
+    p["pending"] = Json::UInt64(g.requests.size() + g.remote_calls.size() + g.web.requests.size());
     p["draining"] = Json::Value(Json::arrayValue);
     for (const auto& d : slot->draining) {
       Json::Value j;
@@ -556,24 +687,42 @@ void PluginHost::WatchSessions() {
   watching_ = true;
   std::shared_ptr<bool> alive = alive_;
   if (forwarder_) {
-    forwarder_->WatchSessions([this, alive](SessionId s, bool open, const std::string&) {
-      if (*alive) OnSessionEvent(s, open);
+    forwarder_->WatchSessions([this, alive](SessionId s, bool open, const std::string& info) {
+      if (*alive) OnSessionEvent(s, open, info);
     });
   } else if (net_) {
-    net_->AddOpenCallback([this, alive](SessionId s, const std::string&) {
-      if (*alive) OnSessionEvent(s, true);
+    net_->AddOpenCallback([this, alive](SessionId s, const std::string& peer) {
+      if (*alive) OnSessionEvent(s, true, peer);
     });
-    net_->AddCloseCallback([this, alive](SessionId s, const std::string&) {
-      if (*alive) OnSessionEvent(s, false);
+    net_->AddCloseCallback([this, alive](SessionId s, const std::string& reason) {
+      if (*alive) OnSessionEvent(s, false, reason);
     });
   }
 }
 
-void PluginHost::OnSessionEvent(SessionId s, bool open) {
+Generation* PluginHost::Current(const std::string& plugin) const {
+  auto it = slots_.find(plugin);
+  return it == slots_.end() || !it->second->current ? nullptr : it->second->current.get();
+}
+
+void PluginHost::ForEachServing(const std::function<void(Generation&)>& fn) {
+  // A copy: a callback may not change the slots, but nothing here relies on it.
+  std::vector<std::shared_ptr<Generation>> serving;
+  for (auto& [name, slot] : slots_)
+    if (slot->current) serving.push_back(slot->current);
+  for (auto& g : serving)
+    if (g->state == Generation::State::kServing) fn(*g);
+}
+
+void PluginHost::OnSessionEvent(SessionId s, bool open, const std::string& info) {
+  web_->OnSession(s, open, info);
   if (!open) session_data_.erase(s);
   for (auto& [name, slot] : slots_) {
     Generation& g = *slot->current;
-    if (g.watches_sessions && g.desc()->on_session) g.desc()->on_session(g.ctx, s, open ? 1 : 0);
+    if (g.watches_sessions && g.desc()->on_session) {
+      Activity running = g.Running("session event");
+      g.desc()->on_session(g.ctx, s, open ? 1 : 0);
+    }
   }
 }
 

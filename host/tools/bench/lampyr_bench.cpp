@@ -2,8 +2,11 @@
 //
 //   lampyr-bench --port P [--host H] [--connections N] [--depth D] [--duration S]
 //                [--warmup S] [--body-bytes B] [--command C] [--threads T]
-//                [--pid PID]... [--json] [--idle]
+//                [--pid PID]... [--json] [--idle] [--ws [--ws-path P]]
 //
+// --ws: the port is a wsport; each connection upgrades to WebSocket and sends
+// every request as one binary message (DESIGN §3a), so the same load compares
+// TCP and WebSocket on one server.
 // Load mode: N connections, each with D requests in flight, for S seconds
 // after a warmup; every reply is checked against its request. Reports
 // requests/s, latency percentiles, errors and, for the given server pids,
@@ -49,13 +52,16 @@ struct Args {
   std::vector<int> pids;
   bool json = false;
   bool idle = false;
+  bool ws = false;
+  std::string ws_path = "/";
 };
 
 [[noreturn]] void Usage(const char* why) {
   fprintf(stderr,
           "lampyr-bench: %s\n"
           "usage: lampyr-bench --port P [--host H] [--connections N] [--depth D] [--duration S] [--warmup S]\n"
-          "                    [--body-bytes B] [--command C] [--threads T] [--pid PID]... [--json] [--idle]\n",
+          "                    [--body-bytes B] [--command C] [--threads T] [--pid PID]... [--json] [--idle]\n"
+          "                    [--ws [--ws-path P]]\n",
           why);
   exit(2);
 }
@@ -72,6 +78,10 @@ Args Parse(int argc, char** argv) {
       a.idle = true;
       continue;
     }
+    if (k == "--ws") {
+      a.ws = true;
+      continue;
+    }
     if (i + 1 >= argc) Usage(("missing value for " + k).c_str());
     const char* v = argv[++i];
     if (k == "--host") a.host = v;
@@ -84,6 +94,7 @@ Args Parse(int argc, char** argv) {
     else if (k == "--command") a.command = static_cast<uint32_t>(strtoul(v, nullptr, 0));
     else if (k == "--threads") a.threads = atoi(v);
     else if (k == "--pid") a.pids.push_back(atoi(v));
+    else if (k == "--ws-path") a.ws_path = v;
     else Usage(("unknown option " + k).c_str());
   }
   if (a.port <= 0 || a.port > 65535) Usage("--port 1..65535 is required");
@@ -176,6 +187,12 @@ int main(int argc, char** argv) {
   base.command = a.command;
   base.body_bytes = a.body_bytes;
   base.one_shot = a.idle;
+  if (a.ws) {
+    // A fixed key is fine: it proves nothing but that the server speaks WebSocket.
+    base.ws_request = "GET " + a.ws_path + " HTTP/1.1\r\nHost: " + a.host + ":" + std::to_string(a.port) +
+                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n";
+  }
 
   std::atomic<int> phase{static_cast<int>(Phase::kWarmup)};
   std::atomic<int> ready{0}, answered{0};

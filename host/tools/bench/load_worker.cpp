@@ -39,12 +39,45 @@ LoadWorker::LoadWorker(const LoadOptions& opts, const std::atomic<int>* phase)
   net::AppendFrame(limits, opts_.command, body, &request_);
   read_buf_.resize(std::max<size_t>(256 * 1024, 2 * request_.size()));
   for (Conn& c : conns_) c.sent_ns.resize(static_cast<size_t>(opts_.depth));
+  if (!opts_.ws_request.empty()) {
+    static const wslay_frame_callbacks kTx = {&LoadWorker::WsSend, nullptr, &LoadWorker::WsMask};
+    static const wslay_frame_callbacks kRx = {nullptr, &LoadWorker::WsRecv, nullptr};
+    wslay_frame_context_init(&tx_, &kTx, this);
+    for (Conn& c : conns_) wslay_frame_context_init(&c.rx, &kRx, &c);
+  }
 }
 
 LoadWorker::~LoadWorker() {
-  for (Conn& c : conns_)
+  for (Conn& c : conns_) {
     if (c.fd >= 0) close(c.fd);
+    if (c.rx) wslay_frame_context_free(c.rx);
+  }
+  if (tx_) wslay_frame_context_free(tx_);
   if (epfd_ >= 0) close(epfd_);
+}
+
+ssize_t LoadWorker::WsSend(const uint8_t* data, size_t len, int, void* user) {
+  static_cast<LoadWorker*>(user)->tx_out_->append(reinterpret_cast<const char*>(data), len);
+  return static_cast<ssize_t>(len);
+}
+
+ssize_t LoadWorker::WsRecv(uint8_t* buf, size_t len, int, void* user) {
+  Conn* c = static_cast<Conn*>(user);
+  size_t n = std::min(len, c->rx_in.size() - c->rx_pos);
+  if (n == 0) return WSLAY_ERR_WANT_READ;
+  memcpy(buf, c->rx_in.data() + c->rx_pos, n);
+  c->rx_pos += n;
+  return static_cast<ssize_t>(n);
+}
+
+int LoadWorker::WsMask(uint8_t* buf, size_t len, void* user) {
+  // Masking only has to be unpredictable to proxies, not to this benchmark.
+  auto* w = static_cast<LoadWorker*>(user);
+  for (size_t i = 0; i < len; ++i) {
+    w->mask_ = w->mask_ * 1664525u + 1013904223u;
+    buf[i] = static_cast<uint8_t>(w->mask_ >> 24);
+  }
+  return 0;
 }
 
 void LoadWorker::Run(std::atomic<int>* ready, std::atomic<int>* answered) {
@@ -109,13 +142,30 @@ void LoadWorker::OnConnected(Conn* c) {
   c->connected = true;
   --pending_connects_;
   SetWantWrite(c, false);
+  if (!opts_.ws_request.empty()) {
+    c->out = opts_.ws_request;  // requests follow the server's 101
+    Flush(c);
+    return;
+  }
   SendRequests(c, opts_.one_shot ? 1 : opts_.depth, NowNs());
 }
 
 void LoadWorker::AppendRequest(Conn* c) {
   if (opts_.body_bytes >= 8) memcpy(&request_[kSeqOffset], &c->next_seq, 8);
   ++c->next_seq;
-  c->out.append(request_);
+  if (!tx_) {
+    c->out.append(request_);
+    return;
+  }
+  wslay_frame_iocb io{};
+  io.fin = 1;
+  io.opcode = WSLAY_BINARY_FRAME;
+  io.mask = 1;
+  io.payload_length = request_.size();
+  io.data = reinterpret_cast<const uint8_t*>(request_.data());
+  io.data_length = request_.size();
+  tx_out_ = &c->out;
+  wslay_frame_send(tx_, &io);  // WsSend takes everything: one call, one whole frame
 }
 
 void LoadWorker::SendRequests(Conn* c, int n, int64_t now) {
@@ -161,54 +211,111 @@ void LoadWorker::OnReadable(Conn* c, int64_t now) {
     return Fail(c, std::string("recv: ") + strerror(errno));
   }
   have += static_cast<size_t>(r);
-  net::FrameLimits limits;
-  limits.max_body = 0xFFFFFFF0u;  // an oversized reply is a wrong reply, not a framing error
   const bool measuring = phase_->load(std::memory_order_relaxed) == static_cast<int>(Phase::kMeasure);
-  const uint32_t depth = static_cast<uint32_t>(opts_.depth);
   int answered = 0;
-  size_t pos = 0;
-  while (pos < have) {
-    net::DecodedFrame f;
-    net::FrameError e = net::DecodeFrame(reinterpret_cast<const uint8_t*>(buf + pos), have - pos, limits, &f);
-    if (e == net::FrameError::kNeedMore) break;
-    if (e != net::FrameError::kOk) return Fail(c, std::string("undecodable reply: ") + net::FrameErrorName(e));
-    if (c->in_flight == 0) return Fail(c, "a frame arrived with no request in flight");
-    // The echo of a request is that request's exact bytes: header (command,
-    // length) and body, including its sequence number.
-    bool ok = f.frame_size == request_.size();
-    if (ok && opts_.body_bytes >= 8) {
-      ok = memcmp(buf + pos, request_.data(), kSeqOffset) == 0 &&
-           memcmp(buf + pos + kSeqOffset, &c->expect_seq, 8) == 0 &&
-           memcmp(buf + pos + kSeqOffset + 8, request_.data() + kSeqOffset + 8, request_.size() - kSeqOffset - 8) == 0;
-    } else if (ok) {
-      ok = memcmp(buf + pos, request_.data(), request_.size()) == 0;
+  if (tx_) {
+    answered = ReadWs(c, buf, have, measuring, now);
+    if (c->fd < 0) return;
+  } else {
+    net::FrameLimits limits;
+    limits.max_body = 0xFFFFFFF0u;  // an oversized reply is a wrong reply, not a framing error
+    size_t pos = 0;
+    while (pos < have) {
+      net::DecodedFrame f;
+      net::FrameError e = net::DecodeFrame(reinterpret_cast<const uint8_t*>(buf + pos), have - pos, limits, &f);
+      if (e == net::FrameError::kNeedMore) break;
+      if (e != net::FrameError::kOk) return Fail(c, std::string("undecodable reply: ") + net::FrameErrorName(e));
+      if (c->in_flight == 0) return Fail(c, "a frame arrived with no request in flight");
+      Verify(c, buf + pos, f.frame_size, measuring, now);
+      ++answered;
+      pos += f.frame_size;
     }
-    if (!ok) {
-      ++stats_.errors;
-      if (stats_.first_error.empty())
-        stats_.first_error = "wrong reply: command " + std::to_string(f.command) + ", " +
-                             std::to_string(f.body.size()) + " body bytes";
-    } else {
-      ++c->correct;
-      if (measuring) {
-        ++stats_.replies;
-        int64_t lat = now - c->sent_ns[c->ring_head];
-        stats_.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(lat, UINT32_MAX)));
-      }
-    }
-    ++c->expect_seq;
-    c->ring_head = (c->ring_head + 1) % depth;
-    --c->in_flight;
-    ++answered;
-    pos += f.frame_size;
+    if (pos < have) c->in.assign(buf + pos, have - pos);
   }
-  if (pos < have) c->in.assign(buf + pos, have - pos);
   if (answered == 0) return;
   if (opts_.one_shot) {
     answered_->fetch_add(answered);
     return;
   }
   if (phase_->load(std::memory_order_relaxed) != static_cast<int>(Phase::kStop)) SendRequests(c, answered, now);
+}
+
+void LoadWorker::Verify(Conn* c, const char* frame, size_t len, bool measuring, int64_t now) {
+  // The echo of a request is that request's exact bytes: header (command,
+  // length) and body, including its sequence number.
+  bool ok = len == request_.size();
+  if (ok && opts_.body_bytes >= 8) {
+    ok = memcmp(frame, request_.data(), kSeqOffset) == 0 && memcmp(frame + kSeqOffset, &c->expect_seq, 8) == 0 &&
+         memcmp(frame + kSeqOffset + 8, request_.data() + kSeqOffset + 8, request_.size() - kSeqOffset - 8) == 0;
+  } else if (ok) {
+    ok = memcmp(frame, request_.data(), request_.size()) == 0;
+  }
+  if (!ok) {
+    ++stats_.errors;
+    if (stats_.first_error.empty())
+      stats_.first_error = "wrong reply: " + std::to_string(len) + " bytes, " + std::to_string(request_.size()) +
+                           " expected";
+  } else {
+    ++c->correct;
+    if (measuring) {
+      ++stats_.replies;
+      int64_t lat = now - c->sent_ns[c->ring_head];
+      stats_.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(lat, UINT32_MAX)));
+    }
+  }
+  ++c->expect_seq;
+  c->ring_head = (c->ring_head + 1) % static_cast<uint32_t>(opts_.depth);
+  --c->in_flight;
+}
+
+int LoadWorker::ReadWs(Conn* c, const char* data, size_t len, bool measuring, int64_t now) {
+  if (!c->upgraded) {
+    c->in.append(data, len);
+    size_t end = c->in.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      if (c->in.size() > 8192) Fail(c, "no end to the upgrade response");
+      return 0;
+    }
+    if (c->in.compare(0, 13, "HTTP/1.1 101 ") != 0) {
+      Fail(c, "upgrade refused: " + c->in.substr(0, c->in.find("\r\n")));
+      return 0;
+    }
+    c->rx_in = c->in.substr(end + 4);
+    c->in.clear();
+    c->upgraded = true;
+    SendRequests(c, opts_.one_shot ? 1 : opts_.depth, now);
+  } else {
+    c->rx_in.append(data, len);
+  }
+  int answered = 0;
+  for (;;) {
+    wslay_frame_iocb io{};
+    ssize_t r = wslay_frame_recv(c->rx, &io);
+    if (r == WSLAY_ERR_WANT_READ) break;
+    if (r < 0) {
+      Fail(c, "bad WebSocket frame from the server");
+      return answered;
+    }
+    c->msg.append(reinterpret_cast<const char*>(io.data), io.data_length);
+    if (c->msg.size() < io.payload_length) continue;  // the rest of this frame comes next
+    if (!io.fin || io.opcode != WSLAY_BINARY_FRAME) {
+      // The server sends whole binary messages; a close frame says why it ends.
+      uint16_t code = c->msg.size() >= 2 ? static_cast<uint16_t>((uint8_t(c->msg[0]) << 8) | uint8_t(c->msg[1])) : 0;
+      Fail(c, io.opcode == WSLAY_CONNECTION_CLOSE ? "server closed with code " + std::to_string(code)
+                                                  : "unexpected WebSocket frame, opcode " + std::to_string(io.opcode));
+      return answered;
+    }
+    if (c->in_flight == 0) {
+      Fail(c, "a message arrived with no request in flight");
+      return answered;
+    }
+    Verify(c, c->msg.data(), c->msg.size(), measuring, now);
+    c->msg.clear();
+    ++answered;
+  }
+  c->rx_in.erase(0, c->rx_pos);
+  c->rx_pos = 0;
+  return answered;
 }
 
 void LoadWorker::SetWantWrite(Conn* c, bool on) {

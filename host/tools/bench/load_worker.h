@@ -4,10 +4,15 @@
 // server sets the pace. Every reply is checked byte for byte against the
 // request it answers (replies come back in request order, docs/protocol.md):
 // the request body carries a sequence number when it is at least 8 bytes.
+// With `ws_request` set, each connection first upgrades to WebSocket and
+// then sends and expects every frame as one binary message (framing by
+// wslay's frame API, client frames masked), so TCP and WebSocket are
+// measured by the same loop.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <wslay/wslay.h>
 
 #include <atomic>
 #include <cstdint>
@@ -26,6 +31,7 @@ struct LoadOptions {
   uint32_t command = 1;
   uint32_t body_bytes = 32;
   bool one_shot = false;    // --idle: one round trip per connection, then hold it open
+  std::string ws_request;   // non-empty: the HTTP upgrade request each connection starts with
 };
 
 struct LoadStats {
@@ -62,6 +68,12 @@ class LoadWorker {
     std::vector<int64_t> sent_ns;  // ring of send times, one per request in flight
     uint32_t ring_head = 0, in_flight = 0;
     uint64_t correct = 0;      // verified replies, any phase
+    // WebSocket (LoadOptions::ws_request):
+    bool upgraded = false;
+    wslay_frame_context_ptr rx = nullptr;  // decodes the server's frames
+    std::string rx_in;                     // bytes not yet taken by rx
+    size_t rx_pos = 0;
+    std::string msg;                       // payload of the message being received
   };
 
   void Open(Conn* c);
@@ -72,6 +84,13 @@ class LoadWorker {
   void Fail(Conn* c, const std::string& why);
   void SetWantWrite(Conn* c, bool on);
   void AppendRequest(Conn* c);
+  // Checks one reply frame against the request it answers.
+  void Verify(Conn* c, const char* frame, size_t len, bool measuring, int64_t now);
+  // Handles received bytes over WebSocket; returns the replies verified.
+  int ReadWs(Conn* c, const char* data, size_t len, bool measuring, int64_t now);
+  static ssize_t WsSend(const uint8_t* data, size_t len, int flags, void* user);
+  static ssize_t WsRecv(uint8_t* buf, size_t len, int flags, void* user);
+  static int WsMask(uint8_t* buf, size_t len, void* user);
 
   LoadOptions opts_;
   const std::atomic<int>* phase_;
@@ -82,6 +101,9 @@ class LoadWorker {
   std::string request_;           // one request frame; its sequence field is patched per send
   std::vector<char> read_buf_;    // shared by all connections of this worker
   LoadStats stats_;
+  wslay_frame_context_ptr tx_ = nullptr;  // encodes requests (stateless between whole frames)
+  std::string* tx_out_ = nullptr;         // where WsSend appends
+  uint32_t mask_ = 0x9e3779b9;
 };
 
 }  // namespace lampyr::bench

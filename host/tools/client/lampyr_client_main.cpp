@@ -1,5 +1,5 @@
 // lampyr-client: talk to a Lampyr net server from a shell.
-//   lampyr-client --host H --port P [options] COMMAND...
+//   lampyr-client --host H --port P [options] COMMAND...   (--ws: over a wsport)
 // Commands run in order on one connection; `-` reads more commands from
 // stdin, one per line. Every frame received prints as one line.
 #include <unistd.h>
@@ -39,6 +39,8 @@ void Usage(FILE* out) {
           "  --max-body N            largest frame body accepted from the server (default 16 MiB)\n"
           "  --timeout-ms T          connect and reply timeout (default 3000)\n"
           "  --json                  one JSON object per frame instead of <command>TAB<body>\n"
+          "  --ws                    the port is a wsport: upgrade to WebSocket, one frame per message\n"
+          "  --ws-path P             the upgrade request's path (protocol.ws_path, default /)\n"
           "commands:\n"
           "  send CMD BODY           send a request, print frames up to and including its reply\n"
           "  send-hex CMD HEX        same with a hex-encoded body\n"
@@ -265,6 +267,10 @@ int main(int argc, char** argv) {
       json = true;
       continue;
     }
+    if (a == "--ws") {
+      opts.ws = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       fprintf(stderr, "lampyr-client: %s needs a value\n", a.c_str());
       return kExitUsage;
@@ -282,6 +288,10 @@ int main(int argc, char** argv) {
     else if (a == "--server-version") ok = ParseU32(v, &opts.server_version);
     else if (a == "--error-command") ok = ParseU32(v, &opts.error_command);
     else if (a == "--max-body") ok = ParseU32(v, &opts.max_body);
+    else if (a == "--ws-path") {
+      ok = !v.empty() && v[0] == '/' && v.find_first_of(" \r\n") == std::string::npos;
+      opts.ws_path = v;
+    }
     else if (a == "--head") {
       size_t start = 0;
       for (int k = 0; k < 4 && ok; ++k) {

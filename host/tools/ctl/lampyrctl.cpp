@@ -2,21 +2,21 @@
 // webport). Human-readable output by default, raw JSON with --json.
 // Exit codes: 0 success, 1 reload refused, 2 usage error, 3 connection or
 // HTTP error (including 401).
-#include <json/reader.h>
 #include <json/value.h>
 #include <json/writer.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "admin/http_client.h"
 #include "core/config.h"
+#include "core/credentials.h"
+#include "core/json_text.h"
+#include "core/version.h"
 
 namespace {
 
@@ -34,23 +34,25 @@ void Usage(FILE* out) {
           "  stop                        graceful stop of the cluster (master)\n"
           "  restart SERVER              restart one server (master)\n"
           "  metrics                     Prometheus metrics text\n"
+          "  reopen-logs                 reopen log files (after logrotate moved them)\n"
           "options:\n"
           "  --url URL      admin API (default http://127.0.0.1:9998, env LAMPYR_ADMIN_URL)\n"
-          "  --conf FILE    take the master's address (roothost:webport) and admin_token from the\n"
+          "  --conf FILE    take the master's address (admin_host:webport) and admin_token from the\n"
           "                 cluster config instead\n"
-          "  --token T      admin token for reload/stop/restart (default: env LAMPYR_ADMIN_TOKEN,\n"
-          "                 then --conf's master.admin_token; prefer the environment or the file:\n"
-          "                 arguments are visible to other users)\n"
+          "  --token T      admin token for reload/stop/restart/reopen-logs (default: the systemd\n"
+          "                 credential admin_token, then env LAMPYR_ADMIN_TOKEN, then --conf's\n"
+          "                 master.admin_token; prefer those: arguments are visible to other users)\n"
+          "  --token-file F read the admin token from file F (e.g. /etc/lampyr/credentials/admin_token)\n"
           "  --json         print the raw JSON answer\n"
           "  --timeout S    seconds to wait for an answer (default 60)\n"
           "exit status: 0 ok, 1 reload refused, 2 usage error, 3 connection/HTTP error\n");
 }
 
+// Whatever answers on the URL may send anything: limits, never an exception.
 bool ParseJson(const std::string& text, Json::Value* out) {
-  Json::CharReaderBuilder b;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  std::string errs;
-  return r->parse(text.data(), text.data() + text.size(), out, &errs);
+  lampyr::JsonLimits limits;
+  limits.max_bytes = 64u << 20;
+  return lampyr::ParseJsonText(text, out, limits).ok();
 }
 
 std::string Pretty(const Json::Value& v) {
@@ -110,13 +112,21 @@ void PrintStatus(const Json::Value& v) {
     if (s["last_exit"].isString())
       printf("  last exit: %s at %s\n", s["last_exit"].asCString(),
              s["last_exit_at"].isNumeric() ? UtcTime(s["last_exit_at"].asInt64()).c_str() : "-");
-    if (s["probation"].isObject()) {
-      std::string builds;
-      for (const auto& name : s["probation"]["previous_builds"].getMemberNames())
-        builds += " " + name + "=" + s["probation"]["previous_builds"][name].asString();
-      printf("  probation: %ss left, a crash rolls back to:%s\n", Str(s["probation"], "remaining_s").c_str(),
-             builds.c_str());
+    if (s["last_crash"].isObject()) {
+      const Json::Value& c = s["last_crash"];
+      printf("  last crash: %s in %s%s%s\n", Str(c, "signal_name", Str(c, "reason", "?").c_str()).c_str(),
+             c["plugin"].isString() ? "plugin " : "host code",
+             c["plugin"].isString() ? (c["plugin"].asString() + " generation " + Str(c, "generation", "?")).c_str() : "",
+             c["what"].isString() && !c["what"].asString().empty() ? (" while running " + c["what"].asString()).c_str()
+                                                                   : "");
     }
+    if (s["probation"].isObject()) {
+      std::string plugins;
+      for (const auto& name : s["probation"]["plugins"]) plugins += " " + name.asString();
+      printf("  probation: %ss left; a crash rolls back to their last build that passed:%s\n",
+             Str(s["probation"], "remaining_s").c_str(), plugins.c_str());
+    }
+    for (const auto& name : s["rollback"]) printf("  rollback override: %s\n", name.asCString());
     for (const auto& r : s["rolled_back"])
       printf("  rolled back: %s to %s at %s\n", Str(r, "plugin", "?").c_str(), Str(r, "to", "?").c_str(),
              r["at"].isNumeric() ? UtcTime(r["at"].asInt64()).c_str() : "-");
@@ -174,17 +184,15 @@ bool PrintReload(const Json::Value& v) {
 // Reads the master's admin address and token from a cluster config. Plugin
 // files need not exist here: lampyrctl may run on another machine.
 bool FromConfig(const std::string& file, std::string* url, std::string* token) {
-  std::ifstream in(file);
-  if (!in) {
-    fprintf(stderr, "lampyrctl: --conf: cannot read %s\n", file.c_str());
+  std::string text;
+  if (lampyr::Status st = lampyr::ReadConfigFile(file, &text); !st.ok()) {
+    fprintf(stderr, "lampyrctl: --conf: %s: %s\n", file.c_str(), st.message().c_str());
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   lampyr::Config config;
   std::vector<lampyr::ConfigIssue> issues;
   std::string dir = file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
-  lampyr::Status st = lampyr::ParseConfig(ss.str(), dir, &config, &issues, /*apply_env=*/true, /*check_files=*/false);
+  lampyr::Status st = lampyr::ParseConfig(text, dir, &config, &issues, /*apply_env=*/true, /*check_files=*/false);
   if (!st.ok()) {
     for (const auto& i : issues)
       if (!i.warning) fprintf(stderr, "%s: %s\n", file.c_str(), i.ToString().c_str());
@@ -195,7 +203,8 @@ bool FromConfig(const std::string& file, std::string* url, std::string* token) {
     fprintf(stderr, "lampyrctl: --conf: %s has no master.webport; pass --url\n", file.c_str());
     return false;
   }
-  std::string host = config.master.roothost;
+  // The admin API binds master.admin_host (not roothost, the channel's).
+  std::string host = config.master.admin_host;
   if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
   if (host == "::") host = "::1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
@@ -206,9 +215,20 @@ bool FromConfig(const std::string& file, std::string* url, std::string* token) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int Run(int argc, char** argv) {
   std::string url = getenv("LAMPYR_ADMIN_URL") ? getenv("LAMPYR_ADMIN_URL") : "http://127.0.0.1:9998";
   std::string token = getenv("LAMPYR_ADMIN_TOKEN") ? getenv("LAMPYR_ADMIN_TOKEN") : "";
+  // Under systemd (ExecReload=) the credential the unit loaded wins over
+  // the environment, as in the server (core/credentials.h).
+  {
+    std::string cred;
+    bool found = false;
+    if (lampyr::Status cs = lampyr::ReadCredential("admin_token", &cred, &found); !cs.ok()) {
+      fprintf(stderr, "lampyrctl: %s\n", cs.message().c_str());
+      return kUsage;
+    }
+    if (found) token = cred;
+  }
   bool json = false;
   double timeout_s = 60;
   std::string server, conf, token_arg;
@@ -232,6 +252,16 @@ int main(int argc, char** argv) {
     } else if (a == "--token") {
       if (!value(&token_arg)) return kUsage;
       token_given = true;
+    } else if (a == "--token-file") {
+      std::string file, text;
+      if (!value(&file)) return kUsage;
+      if (lampyr::Status ts = lampyr::ReadConfigFile(file, &text); !ts.ok()) {
+        fprintf(stderr, "lampyrctl: --token-file %s: %s\n", file.c_str(), ts.message().c_str());
+        return kUsage;
+      }
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+      token_arg = text;
+      token_given = true;
     } else if (a == "--server") {
       if (!value(&server)) return kUsage;
     } else if (a == "--timeout") {
@@ -245,6 +275,9 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--json") {
       json = true;
+    } else if (a == "--version") {
+      printf("lampyrctl %s\n", lampyr::Version());
+      return kOk;
     } else if (a == "--help" || a == "-h") {
       Usage(stdout);
       return kOk;
@@ -320,6 +353,12 @@ int main(int argc, char** argv) {
     Json::StreamWriterBuilder w;
     w["indentation"] = "";
     body = Json::writeString(w, b);
+  } else if (cmd == "reopen-logs") {
+    if (!extra_args(0)) return kUsage;
+    method = "POST";
+    path = "/reopen-logs";
+    mutating = true;
+    body = "{}";
   } else {
     fprintf(stderr, "lampyrctl: unknown command '%s'\n", cmd.c_str());
     Usage(stderr);
@@ -387,4 +426,15 @@ int main(int argc, char** argv) {
     printf("%s\n", msg.c_str());
   }
   return kOk;
+}
+
+int main(int argc, char** argv) {
+  // Whatever answers on the URL may send JSON of unexpected types, which
+  // jsoncpp's accessors throw on: a clear error, not an abort.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "lampyrctl: unexpected answer: %s\n", e.what());
+    return kFailed;
+  }
 }

@@ -52,7 +52,7 @@ extern "C" {
 #endif
 
 #define LAMPYR_ABI_MAJOR 1
-#define LAMPYR_ABI_MINOR 0
+#define LAMPYR_ABI_MINOR 1
 
 /* The only symbol a plugin exports. */
 #define LAMPYR_PLUGIN_ENTRY_SYMBOL "lampyr_plugin_entry"
@@ -309,6 +309,222 @@ typedef int (*lampyr_fn_data_remove)(lampyr_host* h, const char* table, const ch
  * {"rows": [[value, ...], ...], "affected": N}. */
 typedef int (*lampyr_fn_data_query)(lampyr_host* h, const char* sql, const char* params_json, size_t len,
                                     uint64_t cookie);
+
+/* ==== SQL, off-loop work, key/value (ABI minor 1) ========================
+ * docs/plugins.md "SQL, off-loop work, key/value". Every function here is
+ * looked up by name; a host of minor 0 returns NULL for them. */
+
+/* The host's queue for this kind of work is full: nothing was started; try
+ * again later or answer the client "busy" (LAMPYR_FAIL_OVERLOADED). */
+#define LAMPYR_ERR_BUSY (-16)
+
+/* ---- Off-loop work ("work") ----------------------------------------------
+ * "work": runs fn(arg) once on one of the host's worker threads
+ * (servers.<name>.work_threads), then on_complete(cookie, LAMPYR_DONE_OK,
+ * NULL, 0) on the event loop. Only a serving generation may start work
+ * (LAMPYR_ERR_STATE in init, while draining); LAMPYR_ERR_BUSY when
+ * servers.<name>.work_queue jobs already wait. The generation stays loaded
+ * until every job it started has completed (a lease, like a remote call); a
+ * reload waits for them up to the plugin's drain_timeout_s, after which jobs
+ * that have not started are dropped (no completion: the generation is gone)
+ * and the library is unloaded as soon as the ones running return.
+ * fn runs concurrently with the loop and with other jobs: it may touch only
+ * what arg gives it, must not call any host function, must not throw and
+ * owns nothing the host frees. arg is the plugin's; the host never reads it.
+ * Plugins must not create threads of their own: the loader refuses a plugin
+ * that imports pthread_create, thrd_create or std::thread. */
+typedef void (*lampyr_work_fn)(void* arg);
+typedef int (*lampyr_fn_work)(lampyr_host* h, lampyr_work_fn fn, void* arg, uint64_t cookie);
+
+/* ---- Plain SQL ("sql_*") -------------------------------------------------
+ * Firefly's dbpool: SQL on the MySQL of the config's "db" section, on
+ * servers with "db": true, whether or not they cache records ("mem"); other
+ * servers get LAMPYR_ERR_UNAVAILABLE. Every statement is prepared: values
+ * are bound to its '?' markers from params_json (a JSON array of strings,
+ * numbers or null, as for "data_query"); never splice values into sql.
+ * Each call returns LAMPYR_OK when on_complete(cookie, status, data, len)
+ * is guaranteed to come; LAMPYR_ERR_BUSY when db.sql_queue statements
+ * already wait; LAMPYR_ERR_STATE for a draining generation (which may
+ * still run statements of, commit and roll back transactions it began).
+ * Completion status: LAMPYR_DONE_OK; LAMPYR_DONE_ERROR (MySQL refused the
+ * statement: data = "sql statement: <MySQL's message> (error N, state S)");
+ * LAMPYR_DONE_TIMEOUT (no connection free within db.sql_timeout_ms: the
+ * statement did not run); LAMPYR_DONE_UNAVAILABLE (the database cannot be
+ * reached, or the connection broke: it may or may not have run).
+ * A dead database fails calls at once, never blocks the event loop.
+ *
+ * Result of a statement (JSON, strings byte-transparent as for data_*):
+ *   {"columns": ["name", ...], "rows": [[value|null, ...], ...], "affected": N}
+ * (columns and rows empty for statements without a result set; affected 0
+ * for those with one).
+ *
+ * Transactions: "sql_begin" pins one pooled connection (completion data:
+ * {"tx": "<id>"}); "sql_tx_query" runs statements on it in order; then
+ * exactly one "sql_commit" or "sql_rollback" (completion data: {}). A
+ * transaction still open db.tx_timeout_ms after it began is rolled back by
+ * the host; later calls on it complete with LAMPYR_DONE_ERROR. Only the
+ * generation that began a transaction may use it (LAMPYR_ERR_ARG else). */
+typedef int (*lampyr_fn_sql_query)(lampyr_host* h, const char* sql, const char* params_json, size_t len,
+                                   uint64_t cookie);
+typedef int (*lampyr_fn_sql_begin)(lampyr_host* h, uint64_t cookie);
+typedef int (*lampyr_fn_sql_tx_query)(lampyr_host* h, uint64_t tx, const char* sql, const char* params_json,
+                                      size_t len, uint64_t cookie);
+/* "sql_commit" and "sql_rollback". */
+typedef int (*lampyr_fn_sql_end)(lampyr_host* h, uint64_t tx, uint64_t cookie);
+
+/* ---- Shared key/value ("kv_*") and preload ("data_preload") -------------
+ * Firefly's mclient/MemObject: plain values on the cluster's memcached, on
+ * servers with "mem": true (else LAMPYR_ERR_UNAVAILABLE), shared by every
+ * process of the cluster. Keys live under memcached.kv_prefix (default
+ * "<memcached.hostname>:kv:"), apart from the record layer's keys; two
+ * plugins using the same key share the value. key: 1 byte or more, at most
+ * 250 with the prefix, no spaces or control bytes; value: at most 1,000,000
+ * bytes; else LAMPYR_ERR_ARG. exptime_s: 0 = no expiry, else seconds
+ * (memcached's rule: more than 30 days is an absolute unix time).
+ * LAMPYR_OK: on_complete(cookie, status, data, len) will come with status
+ * LAMPYR_DONE_OK and data = JSON below, or LAMPYR_DONE_UNAVAILABLE (data =
+ * the message) when memcached cannot be reached. LAMPYR_ERR_BUSY when
+ * memcached.kv_queue calls already wait; LAMPYR_ERR_STATE when draining.
+ *   kv_get                       {"value": "<bytes>", "cas": "<n>"} | null
+ *   kv_set, kv_add, kv_cas,
+ *   kv_delete, kv_unlock         {"ok": true} | {"ok": false, "why": "exists" | "not_found"}
+ *                                (add: the key exists; cas: changed since read
+ *                                or gone; delete: no such key; unlock: lock
+ *                                held by another token or gone)
+ *   kv_incr                      {"value": "<n>"} (delta < 0 decrements, not
+ *                                below 0; a missing key starts at `initial`;
+ *                                a value that is not a decimal number:
+ *                                LAMPYR_DONE_ERROR)
+ *   kv_lock                      {"ok": true, "token": "<t>"} | {"ok": false, "why": "exists"}
+ * kv_lock is an add of a random token under "lock:<key>" with expiry
+ * ttl_s (1..86400): whoever adds first holds it until kv_unlock with that
+ * token or the TTL passes. Nobody waits: a plugin that wants to retry uses
+ * a timer. */
+typedef int (*lampyr_fn_kv_get)(lampyr_host* h, const char* key, size_t key_len, uint64_t cookie);
+/* "kv_set" and "kv_add". */
+typedef int (*lampyr_fn_kv_store)(lampyr_host* h, const char* key, size_t key_len, const char* value, size_t len,
+                                  uint32_t exptime_s, uint64_t cookie);
+typedef int (*lampyr_fn_kv_cas)(lampyr_host* h, const char* key, size_t key_len, const char* value, size_t len,
+                                uint32_t exptime_s, uint64_t cas, uint64_t cookie);
+typedef int (*lampyr_fn_kv_incr)(lampyr_host* h, const char* key, size_t key_len, int64_t delta, uint64_t initial,
+                                 uint32_t exptime_s, uint64_t cookie);
+typedef int (*lampyr_fn_kv_delete)(lampyr_host* h, const char* key, size_t key_len, uint64_t cookie);
+typedef int (*lampyr_fn_kv_lock)(lampyr_host* h, const char* key, size_t key_len, uint32_t ttl_s, uint64_t cookie);
+typedef int (*lampyr_fn_kv_unlock)(lampyr_host* h, const char* key, size_t key_len, const char* token,
+                                   size_t token_len, uint64_t cookie);
+/* "data_preload": loads every row of the declared table into the record
+ * cache (Firefly's MAdmin.load), on servers with the record layer; the
+ * config's tables.<name>.preload does it once at start. Completion:
+ * {"rows": "<n>"}. */
+typedef int (*lampyr_fn_data_preload)(lampyr_host* h, const char* table, uint64_t cookie);
+
+/* ==== end of "SQL, off-loop work, key/value" ============================== */
+
+/* ==== Web routes, HTTP client, links, peer address (ABI minor 1) ==========
+ * docs/plugins.md "Web routes, HTTP client, links, peer address".
+ *
+ * The callbacks of these features are passed to the function that enables
+ * them instead of being new descriptor fields: features added in the same
+ * minor release stay independent of each other, and the host holds each
+ * pointer only while the generation that passed it is loaded. A draining
+ * generation keeps getting the events of work it started (its pending web
+ * requests can still be answered, its HTTP calls still complete), no new
+ * ones (no new web requests, no link events). */
+
+/* A link of this server's channels came up (up = 1) or went down (0). node is
+ * the peer server's name ("master" for the master), valid during the call.
+ * Right after init, every link already up is reported once as up. */
+typedef void (*lampyr_link_fn)(void* ctx, const char* node, int up);
+/* "watch_links": during init only. */
+typedef int (*lampyr_fn_watch_links)(lampyr_host* h, lampyr_link_fn fn);
+
+/* "session_peer": the client address of a session: the IP as text (dotted
+ * IPv4 or IPv6, NUL-terminated, at most 46 bytes with the NUL) into ip,
+ * the port into *port, 4 or 6 into *family. LAMPYR_ERR_ARG: unknown session
+ * (closed, or opened before this server started) or ip_cap too small. */
+typedef int (*lampyr_fn_session_peer)(lampyr_host* h, lampyr_session s, char* ip, size_t ip_cap, uint16_t* port,
+                                      int* family);
+
+/* One HTTP header; name and value are bytes (not NUL-terminated). */
+typedef struct lampyr_http_header {
+  const char* name;
+  size_t name_len;
+  const char* value;
+  size_t value_len;
+} lampyr_http_header;
+
+/* A request on a plugin's web route. Every pointer is valid during the
+ * callback only. Answer it with "http_respond", now or later, exactly once;
+ * past its time limit the host answers 504 itself and the token is gone. */
+typedef struct lampyr_http_request {
+  uint32_t size;
+  lampyr_token token;
+  const char* method;  /* "GET" or "POST" */
+  const char* prefix;  /* the registered prefix that matched */
+  const char* path;    /* as sent (percent-encoding kept), without the query */
+  const char* query;   /* text after '?', "" when none */
+  const lampyr_http_header* headers;
+  size_t header_count;
+  const char* body;    /* POST only; at most the route's max_body bytes */
+  size_t body_len;
+  const char* peer_ip; /* the client's address (IPv4 or IPv6 text) */
+  uint16_t peer_port;
+} lampyr_http_request;
+typedef void (*lampyr_http_fn)(void* ctx, const lampyr_http_request* req);
+
+/* Route flags. */
+#define LAMPYR_HTTP_PUBLIC 0 /* anyone who reaches the webport */
+#define LAMPYR_HTTP_ADMIN 1  /* needs "Authorization: Bearer <admin_token>" (401 otherwise) */
+
+/* "http_route": during init only. method "GET" or "POST"; prefix "/gm"
+ * matches "/gm" and "/gm/..." (segment boundaries). Refused: the admin
+ * API's paths (/status, /reload, /stop, /restart, /metrics, /upgrade and
+ * what lies under them), "/", a prefix another plugin holds.
+ * max_body: bytes of request body accepted (0 = 64 KiB, at most 1 MiB;
+ * larger is answered 413). timeout_ms: time to answer (0 = 5000, at most
+ * the admin request timeout); then the host answers 504.
+ * LAMPYR_ERR_UNAVAILABLE: the server has no webport. */
+typedef int (*lampyr_fn_http_route)(lampyr_host* h, const char* method, const char* prefix, int flags,
+                                    size_t max_body, uint64_t timeout_ms, lampyr_http_fn fn);
+/* "http_respond": status 100..599, headers (Content-Type defaults to
+ * text/plain), body of at most 16 MiB. LAMPYR_ERR_ARG: unknown token
+ * (answered, timed out, client gone) or a bad header (CR/LF/NUL in a value,
+ * or Content-Length, Transfer-Encoding, Connection: the host frames the
+ * answer); the request then stays pending. */
+typedef int (*lampyr_fn_http_respond)(lampyr_host* h, lampyr_token token, int status,
+                                      const lampyr_http_header* headers, size_t header_count, const char* body,
+                                      size_t body_len);
+
+/* The outcome of an outbound HTTP(S) request. status is the HTTP status, or
+ * 0 when there is none: then error says why (timeout, refused connection,
+ * certificate not trusted, response too large, cancelled by a reload...). */
+typedef struct lampyr_http_response {
+  uint32_t size;
+  int status;
+  const char* error; /* "" when status > 0 */
+  const lampyr_http_header* headers;
+  size_t header_count;
+  const char* body;
+  size_t body_len;
+} lampyr_http_response;
+typedef void (*lampyr_http_response_fn)(void* ctx, uint64_t cookie, const lampyr_http_response* resp);
+
+/* Flags of "http_fetch". */
+#define LAMPYR_FETCH_INSECURE 1 /* https without certificate verification (tests only) */
+
+/* "http_fetch": an async GET/POST of url ("http://..." or "https://...")
+ * with headers and body; fn(ctx, cookie, response) runs exactly once, on
+ * the loop, when this returned LAMPYR_OK — unless the generation is
+ * unloaded first (a draining generation's fetches still complete or time
+ * out; the drain waits for them). timeout_ms: whole request (0 = 10000, at
+ * most 120000). Responses over 4 MiB fail. https verifies the server's
+ * certificate and name against the system trust store (SSL_CERT_FILE /
+ * SSL_CERT_DIR override it) unless LAMPYR_FETCH_INSECURE. */
+typedef int (*lampyr_fn_http_fetch)(lampyr_host* h, const char* method, const char* url,
+                                    const lampyr_http_header* headers, size_t header_count, const char* body,
+                                    size_t body_len, uint64_t timeout_ms, int flags, uint64_t cookie,
+                                    lampyr_http_response_fn fn);
+/* ==== end of web routes, HTTP client, links, peer address ================ */
 
 /* The SDK signature: SDK ABI major, C++ ABI family, libstdc++ dual ABI,
  * pointer size ("lampyr-sdk/1;itanium;cxx11abi=1;ptr=8"). The host refuses

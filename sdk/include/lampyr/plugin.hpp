@@ -36,6 +36,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -136,6 +137,100 @@ struct CallStatus {
     }
   }
 };
+
+// ==== Web routes, HTTP client, links, peer address (ABI minor 1) =============
+// docs/plugins.md "Web routes, HTTP client, links, peer address".
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A request on one of the plugin's web routes (Plugin::route). Copyable: keep
+// it and respond later (after a call, a fetch...), exactly once, before the
+// route's time limit (then the host has answered 504 and respond() is false).
+class WebRequest {
+ public:
+  WebRequest() = default;
+  const std::string& method() const { return method_; }
+  const std::string& prefix() const { return prefix_; }
+  const std::string& path() const { return path_; }    // percent-encoding kept
+  const std::string& query() const { return query_; }  // after '?', "" if none
+  const Headers& headers() const { return headers_; }
+  const std::string& body() const { return body_; }
+  const std::string& peer_ip() const { return peer_ip_; }
+  uint16_t peer_port() const { return peer_port_; }
+  lampyr_token token() const { return token_; }
+  // The first header named `name` (ASCII case-insensitive).
+  std::optional<std::string> header(std::string_view name) const {
+    for (const auto& [k, v] : headers_) {
+      if (k.size() != name.size()) continue;
+      bool same = true;
+      for (size_t i = 0; i < k.size() && same; ++i) {
+        char a = k[i], b = name[i];
+        if (a >= 'A' && a <= 'Z') a = char(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z') b = char(b - 'A' + 'a');
+        same = a == b;
+      }
+      if (same) return v;
+    }
+    return std::nullopt;
+  }
+  // The value of `key` in the query string (the raw text; no %-decoding).
+  std::optional<std::string> query_param(std::string_view key) const {
+    std::string_view q(query_);
+    while (!q.empty()) {
+      size_t amp = q.find('&');
+      std::string_view part = q.substr(0, amp);
+      size_t eq = part.find('=');
+      if (part.substr(0, eq) == key) return std::string(eq == std::string_view::npos ? "" : part.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      q.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+  }
+  // status 100..599; Content-Type defaults to text/plain. False when the host
+  // no longer knows the request (answered, timed out) or refused a header.
+  bool respond(int status, std::string_view body, const Headers& headers = {}) const;
+  bool respond_json(int status, std::string_view json) const {
+    return respond(status, json, {{"Content-Type", "application/json"}});
+  }
+
+ private:
+  friend class Plugin;
+  friend struct detail::Entry;
+  Plugin* plugin_ = nullptr;
+  lampyr_token token_ = 0;
+  std::string method_, prefix_, path_, query_, body_, peer_ip_;
+  Headers headers_;
+  uint16_t peer_port_ = 0;
+};
+
+struct RouteOptions {
+  bool admin = false;         // needs "Authorization: Bearer <admin_token>"
+  size_t max_body = 0;        // 0 = 64 KiB (at most 1 MiB)
+  uint64_t timeout_ms = 0;    // 0 = 5 s; then the host answers 504
+};
+
+struct FetchOptions {
+  std::string method = "GET";  // or "POST"
+  Headers headers;
+  std::string body;
+  uint64_t timeout_ms = 0;     // 0 = 10 s, at most 120 s
+  bool insecure = false;       // https without certificate checks: tests only
+};
+
+struct FetchResult {
+  int status = 0;              // HTTP status; 0 when there is none (see error)
+  std::string error;           // why there is no status: timeout, TLS, refused...
+  Headers headers;
+  std::string body;
+  bool ok() const { return status >= 200 && status < 300; }
+};
+
+// A session's client address.
+struct Peer {
+  std::string ip;   // "203.0.113.7" or "2001:db8::1"
+  uint16_t port = 0;
+  int family = 4;   // 4 or 6
+};
+// ==== end of web routes, HTTP client, links, peer address ====================
 
 // ---- A tiny reader for the plugin's config object (JSON text) ----------------
 // Enough for flat settings without pulling a JSON library into every plugin:
@@ -572,6 +667,97 @@ inline bool parse_query(std::string_view s, std::vector<std::vector<Value>>* row
 
 }  // namespace datajson
 
+// ==== SQL, off-loop work, key/value: types ===================================
+// Outcome of work(): ok, or the job threw (error = what()), or the host
+// dropped it before it started (code LAMPYR_DONE_CANCELLED; only while the
+// server stops).
+struct WorkStatus {
+  int code = LAMPYR_DONE_OK;
+  std::string error;
+  bool ok() const { return code == LAMPYR_DONE_OK && error.empty(); }
+};
+
+namespace detail {
+// One job of Plugin::work(), owned by the plugin (jobs_) from start to
+// completion. run() executes on a host worker thread, finish() on the loop.
+struct WorkJob {
+  virtual ~WorkJob() = default;
+  virtual void run() noexcept = 0;
+  virtual void finish(int code) = 0;
+};
+template <class Fn, class Done>
+struct WorkJobOf final : WorkJob {
+  using R = std::invoke_result_t<Fn&>;
+  WorkJobOf(Fn f, Done d) : fn(std::move(f)), done(std::move(d)) {}
+  void run() noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) fn();
+      else result.emplace(fn());
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "work threw";
+    } catch (...) {
+      error = "work threw a non-standard exception";
+    }
+  }
+  void finish(int code) override {
+    WorkStatus st{code, std::move(error)};
+    if (code != LAMPYR_DONE_OK && st.error.empty()) st.error = "work cancelled";
+    if constexpr (std::is_void_v<R>) done(std::move(st));
+    else done(std::move(st), result ? std::move(*result) : R{});
+  }
+  Fn fn;
+  Done done;
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;  // unused for void
+  std::string error;
+};
+// The C entry the host calls on the worker.
+inline void run_work_job(void* job) { static_cast<WorkJob*>(job)->run(); }
+}  // namespace detail
+// Result of one SQL statement (plugin.h "Plain SQL"): the rows of a
+// statement with a result set (values as MySQL prints them, nullopt = NULL)
+// with its column names, or the affected row count of one without.
+struct SqlResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<Value>> rows;
+  uint64_t affected = 0;
+};
+// One statement of Plugin::sql_transaction().
+struct SqlStatement {
+  std::string sql;
+  std::vector<Value> params;
+};
+using SqlTx = uint64_t;  // a transaction begun with Plugin::sql_begin
+// A shared key/value entry (Plugin::kv_get): its bytes and the CAS value to
+// hand to kv_cas.
+struct KvValue {
+  std::string value;
+  uint64_t cas = 0;
+};
+
+namespace datajson {
+// {"columns": [...], "rows": [[...]], "affected": N}
+inline bool parse_sql_result(std::string_view s, SqlResult* out) {
+  Reader r(s);
+  *out = SqlResult();
+  r.object([&](const std::string& key) {
+    if (key == "columns") {
+      r.array([&] { out->columns.push_back(r.string()); });
+    } else if (key == "rows") {
+      r.array([&] {
+        out->rows.emplace_back();
+        r.array([&] { out->rows.back().push_back(r.value()); });
+      });
+    } else {
+      Value v = r.value();
+      if (key == "affected" && v) out->affected = std::strtoull(v->c_str(), nullptr, 10);
+    }
+  });
+  return r.done();
+}
+}  // namespace datajson
+// ==== end of "SQL, off-loop work, key/value" types ===========================
+
 namespace detail {
 template <class T>
 int init_entry(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap, const char* name,
@@ -865,6 +1051,244 @@ class Plugin {
         });
   }
 
+  // ==== SQL, off-loop work, key/value =========================================
+  // ---- Off-loop work (docs/plugins.md "Off-loop work") ----
+  // Runs fn() on one of the host's worker threads, then done(WorkStatus, R)
+  // on the loop with fn's result (done(WorkStatus) when fn returns void; R{}
+  // when fn threw: status.error says what). fn runs CONCURRENTLY with the
+  // loop: it must capture what it needs by value, touch no member of the
+  // plugin and call no Plugin function. False (done never runs): the host
+  // has no "work", the generation is not serving (init, draining) or the
+  // queue is full (servers.<name>.work_queue).
+  template <class Fn, class Done>
+  bool work(Fn fn, Done done) {
+    using Job = detail::WorkJobOf<Fn, Done>;
+    static_assert(std::is_void_v<typename Job::R> || std::is_default_constructible_v<typename Job::R>,
+                  "work(): the result type must be default-constructible (it is R{} when fn throws)");
+    auto start = reinterpret_cast<lampyr_fn_work>(get_api_ ? get_api_("work") : nullptr);
+    if (!start) return false;
+    uint64_t cookie = ++next_cookie_;
+    auto job = std::make_unique<Job>(std::move(fn), std::move(done));
+    detail::WorkJob* raw = job.get();
+    jobs_.emplace(cookie, std::move(job));
+    calls_.emplace(cookie, [this, cookie](CallStatus cs, std::string_view) {
+      auto it = jobs_.find(cookie);
+      if (it == jobs_.end()) return;
+      std::unique_ptr<detail::WorkJob> j = std::move(it->second);
+      jobs_.erase(it);
+      j->finish(cs.code);
+    });
+    if (start(host_, &detail::run_work_job, raw, cookie) != LAMPYR_OK) {
+      calls_.erase(cookie);
+      jobs_.erase(cookie);
+      return false;
+    }
+    return true;
+  }
+  size_t pending_work() const { return jobs_.size(); }
+
+  // ---- Plain SQL (servers with "db": true; docs/plugins.md "SQL") ----
+  // Prepared statements with `params` bound to '?' markers, on the server's
+  // SQL pool, with or without the record cache. Each returns true when its
+  // continuation will run exactly once (DataStatus: ok, or code
+  // LAMPYR_DONE_ERROR / _TIMEOUT / _UNAVAILABLE with the message); false
+  // when the host refused at once (no "db" here, draining, queue full,
+  // malformed input, not this generation's transaction).
+  using SqlDone = std::function<void(DataStatus, SqlResult)>;
+  using SqlTxDone = std::function<void(DataStatus, SqlTx)>;
+  using SqlTxEnd = std::function<void(DataStatus)>;
+  using SqlTransactionDone = std::function<void(DataStatus, std::vector<SqlResult>)>;
+
+  bool sql_query(const std::string& sql, const std::vector<Value>& params, SqlDone then) {
+    auto fn = data_fn<lampyr_fn_sql_query>("sql_query");
+    std::string json = datajson::values(params);
+    return data_start([&](uint64_t c) { return fn(host_, sql.c_str(), json.data(), json.size(), c); },
+                      [then](DataStatus st, std::string_view data) {
+                        SqlResult r;
+                        if (st.ok() && !datajson::parse_sql_result(data, &r)) st = bad_reply();
+                        then(std::move(st), std::move(r));
+                      });
+  }
+  // Pins one pooled connection until sql_commit / sql_rollback (or the
+  // host's db.tx_timeout_ms, which rolls it back).
+  bool sql_begin(SqlTxDone then) {
+    auto fn = data_fn<lampyr_fn_sql_begin>("sql_begin");
+    return data_start([&](uint64_t c) { return fn(host_, c); },
+                      [then](DataStatus st, std::string_view data) {
+                        Row r;
+                        SqlTx tx = 0;
+                        if (st.ok() && (!datajson::parse_row(data, &r) || !r["tx"])) st = bad_reply();
+                        if (st.ok()) tx = std::strtoull(r["tx"]->c_str(), nullptr, 10);
+                        then(std::move(st), tx);
+                      });
+  }
+  bool sql_tx_query(SqlTx tx, const std::string& sql, const std::vector<Value>& params, SqlDone then) {
+    auto fn = data_fn<lampyr_fn_sql_tx_query>("sql_tx_query");
+    std::string json = datajson::values(params);
+    return data_start([&](uint64_t c) { return fn(host_, tx, sql.c_str(), json.data(), json.size(), c); },
+                      [then](DataStatus st, std::string_view data) {
+                        SqlResult r;
+                        if (st.ok() && !datajson::parse_sql_result(data, &r)) st = bad_reply();
+                        then(std::move(st), std::move(r));
+                      });
+  }
+  bool sql_commit(SqlTx tx, SqlTxEnd then) { return sql_end("sql_commit", tx, std::move(then)); }
+  bool sql_rollback(SqlTx tx, SqlTxEnd then) { return sql_end("sql_rollback", tx, std::move(then)); }
+  // begin, every statement in order, commit; the first failure rolls back
+  // and is what `then` gets (its message names the statement's index). On
+  // success `then` gets each statement's result.
+  bool sql_transaction(std::vector<SqlStatement> statements, SqlTransactionDone then) {
+    auto state = std::make_shared<TxRun>();
+    state->statements = std::move(statements);
+    state->then = std::move(then);
+    return sql_begin([this, state](DataStatus st, SqlTx tx) {
+      if (!st.ok()) return state->then(std::move(st), {});
+      state->tx = tx;
+      tx_step(state);
+    });
+  }
+
+ private:
+  struct TxRun {
+    std::vector<SqlStatement> statements;
+    std::vector<SqlResult> results;
+    SqlTransactionDone then;
+    SqlTx tx = 0;
+  };
+  void tx_step(const std::shared_ptr<TxRun>& state) {
+    auto fail = [this, state](DataStatus st) {
+      // Best effort: if even the rollback cannot start, the host's tx timeout ends it.
+      sql_rollback(state->tx, [](DataStatus) {});
+      state->then(std::move(st), {});
+    };
+    size_t i = state->results.size();
+    if (i == state->statements.size()) {
+      if (!sql_commit(state->tx, [state](DataStatus st) {
+            state->then(st, st.ok() ? std::move(state->results) : std::vector<SqlResult>{});
+          }))
+        fail(DataStatus{LAMPYR_DONE_ERROR, "sql: commit refused by the host"});
+      return;
+    }
+    const SqlStatement& s = state->statements[i];
+    bool started = sql_tx_query(state->tx, s.sql, s.params, [this, state, fail, i](DataStatus st, SqlResult r) {
+      if (!st.ok()) {
+        st.message = "statement " + std::to_string(i) + ": " + st.message;
+        return fail(std::move(st));
+      }
+      state->results.push_back(std::move(r));
+      tx_step(state);
+    });
+    if (!started) fail(DataStatus{LAMPYR_DONE_ERROR, "statement " + std::to_string(i) + ": refused by the host"});
+  }
+  bool sql_end(const char* name, SqlTx tx, SqlTxEnd then) {
+    auto fn = data_fn<lampyr_fn_sql_end>(name);
+    return data_start([&](uint64_t c) { return fn(host_, tx, c); },
+                      [then](DataStatus st, std::string_view) { then(std::move(st)); });
+  }
+
+ public:
+  // ---- Shared key/value (servers with "mem": true; docs/plugins.md "Key/value") ----
+  // On the cluster's memcached under memcached.kv_prefix: every process sees
+  // the same values. Each returns true when its continuation will run once;
+  // DataStatus is not ok only when memcached could not be reached
+  // (LAMPYR_DONE_UNAVAILABLE). `done` of set/add/cas/delete/unlock says
+  // whether it took effect (add: the key was free; cas: unchanged since the
+  // kv_get that gave `cas`; delete/unlock: it existed / we held it).
+  // exptime_s 0 = no expiry.
+  using KvGetDone = std::function<void(DataStatus, std::optional<KvValue>)>;
+  using KvDone = std::function<void(DataStatus, bool done)>;
+  using KvIncrDone = std::function<void(DataStatus, uint64_t value)>;
+  using KvLockDone = std::function<void(DataStatus, std::optional<std::string> token)>;
+
+  bool kv_get(std::string_view key, KvGetDone then) {
+    auto fn = data_fn<lampyr_fn_kv_get>("kv_get");
+    return data_start([&](uint64_t c) { return fn(host_, key.data(), key.size(), c); },
+                      [then](DataStatus st, std::string_view data) {
+                        std::optional<KvValue> out;
+                        std::optional<Row> r;
+                        if (st.ok() && !datajson::parse_row_or_null(data, &r)) st = bad_reply();
+                        if (st.ok() && r) {
+                          out.emplace();
+                          out->value = (*r)["value"].value_or("");
+                          out->cas = std::strtoull((*r)["cas"].value_or("0").c_str(), nullptr, 10);
+                        }
+                        then(std::move(st), std::move(out));
+                      });
+  }
+  bool kv_set(std::string_view key, std::string_view value, uint32_t exptime_s, KvDone then) {
+    return kv_store("kv_set", key, value, exptime_s, std::move(then));
+  }
+  bool kv_add(std::string_view key, std::string_view value, uint32_t exptime_s, KvDone then) {
+    return kv_store("kv_add", key, value, exptime_s, std::move(then));
+  }
+  bool kv_cas(std::string_view key, std::string_view value, uint32_t exptime_s, uint64_t cas, KvDone then) {
+    auto fn = data_fn<lampyr_fn_kv_cas>("kv_cas");
+    return data_start(
+        [&](uint64_t c) { return fn(host_, key.data(), key.size(), value.data(), value.size(), exptime_s, cas, c); },
+        kv_ok(std::move(then)));
+  }
+  // delta < 0 decrements (memcached stops at 0); a missing key starts at `initial`.
+  bool kv_incr(std::string_view key, int64_t delta, KvIncrDone then, uint64_t initial = 0, uint32_t exptime_s = 0) {
+    auto fn = data_fn<lampyr_fn_kv_incr>("kv_incr");
+    return data_start([&](uint64_t c) { return fn(host_, key.data(), key.size(), delta, initial, exptime_s, c); },
+                      [then](DataStatus st, std::string_view data) {
+                        Row r;
+                        if (st.ok() && (!datajson::parse_row(data, &r) || !r["value"])) st = bad_reply();
+                        then(std::move(st), st.ok() ? std::strtoull(r["value"]->c_str(), nullptr, 10) : 0);
+                      });
+  }
+  bool kv_delete(std::string_view key, KvDone then) {
+    auto fn = data_fn<lampyr_fn_kv_delete>("kv_delete");
+    return data_start([&](uint64_t c) { return fn(host_, key.data(), key.size(), c); }, kv_ok(std::move(then)));
+  }
+  // Takes the lock `key` for ttl_s seconds if nobody holds it: `then` gets
+  // the token to unlock with, or nullopt (held by someone). Never waits.
+  bool kv_lock(std::string_view key, uint32_t ttl_s, KvLockDone then) {
+    auto fn = data_fn<lampyr_fn_kv_lock>("kv_lock");
+    return data_start([&](uint64_t c) { return fn(host_, key.data(), key.size(), ttl_s, c); },
+                      [then](DataStatus st, std::string_view data) {
+                        Row r;
+                        if (st.ok() && !datajson::parse_row(data, &r)) st = bad_reply();
+                        std::optional<std::string> token;
+                        if (st.ok() && r["ok"] && *r["ok"] == "1" && r["token"]) token = *r["token"];
+                        then(std::move(st), std::move(token));
+                      });
+  }
+  bool kv_unlock(std::string_view key, std::string_view token, KvDone then) {
+    auto fn = data_fn<lampyr_fn_kv_unlock>("kv_unlock");
+    return data_start([&](uint64_t c) { return fn(host_, key.data(), key.size(), token.data(), token.size(), c); },
+                      kv_ok(std::move(then)));
+  }
+  // Loads every row of a declared table into the record cache (servers
+  // with the record layer); `then` gets the number of rows.
+  bool db_preload(const std::string& table, std::function<void(DataStatus, uint64_t rows)> then) {
+    auto fn = data_fn<lampyr_fn_data_preload>("data_preload");
+    return data_start([&](uint64_t c) { return fn(host_, table.c_str(), c); },
+                      [then](DataStatus st, std::string_view data) {
+                        Row r;
+                        if (st.ok() && (!datajson::parse_row(data, &r) || !r["rows"])) st = bad_reply();
+                        then(std::move(st), st.ok() ? std::strtoull(r["rows"]->c_str(), nullptr, 10) : 0);
+                      });
+  }
+
+ private:
+  bool kv_store(const char* name, std::string_view key, std::string_view value, uint32_t exptime_s, KvDone then) {
+    auto fn = data_fn<lampyr_fn_kv_store>(name);
+    return data_start(
+        [&](uint64_t c) { return fn(host_, key.data(), key.size(), value.data() ? value.data() : "", value.size(), exptime_s, c); },
+        kv_ok(std::move(then)));
+  }
+  static std::function<void(DataStatus, std::string_view)> kv_ok(KvDone then) {
+    return [then = std::move(then)](DataStatus st, std::string_view data) {
+      Row r;
+      if (st.ok() && !datajson::parse_row(data, &r)) st = bad_reply();
+      then(std::move(st), st.ok() && r["ok"] && *r["ok"] == "1");
+    };
+  }
+
+ public:
+  // ==== end of "SQL, off-loop work, key/value" ================================
+
  private:
   template <class Fn>
   Fn data_fn(const char* name) const {
@@ -920,12 +1344,41 @@ class Plugin {
     return api_.gauge_set(host_, name.c_str(), help.c_str(), value) == LAMPYR_OK;
   }
 
+  // ==== Web routes, HTTP client, links, peer address (ABI minor 1) ===========
+  using WebHandler = std::function<void(WebRequest&)>;
+  using LinkWatcher = std::function<void(const std::string& node, bool up)>;
+  using FetchDone = std::function<void(FetchResult)>;
+
+  // Serves `method` ("GET"/"POST") requests for `prefix` and below on the
+  // server's webport (call from init()). False when the server has no
+  // webport; throws for a refused route (admin path, taken by another plugin).
+  bool route(const std::string& method, const std::string& prefix, WebHandler handler, RouteOptions opts = {});
+  // Link events of this server's channels (call from init()); links already
+  // up are reported once after init. False when the server has no channels.
+  bool watch_links(LinkWatcher fn);
+  // The client address of a session (nullopt: unknown or closed).
+  std::optional<Peer> peer(Session s) const {
+    auto fn = web_fn<lampyr_fn_session_peer>("session_peer");
+    char ip[64] = {0};
+    Peer p;
+    if (fn(host_, s, ip, sizeof ip, &p.port, &p.family) != LAMPYR_OK) return std::nullopt;
+    p.ip = ip;
+    return p;
+  }
+  // An async HTTP(S) request; `then` runs exactly once when this returns true
+  // (with an error result on timeout, TLS or connection failure), never when
+  // it returns false (draining generation, bad URL).
+  bool fetch(const std::string& url, FetchOptions opts, FetchDone then);
+  size_t pending_fetches() const { return fetches_.size(); }
+  // ==== end of web routes, HTTP client, links, peer address ==================
+
   // The host's handle and lookup, for host functions this header does not wrap.
   lampyr_host* host_handle() const { return host_; }
   void* host_function(const char* name) const { return get_api_ ? get_api_(name) : nullptr; }
 
  private:
   friend class Request;
+  friend class WebRequest;
   friend class RemoteCall;
   friend struct detail::Entry;
   template <class T>
@@ -1067,8 +1520,19 @@ class Plugin {
   std::unordered_map<std::string, RemoteHandler> remotes_;
   std::unordered_map<uint64_t, Timer> timers_;
   std::unordered_map<uint64_t, Continuation> calls_;
+  std::unordered_map<uint64_t, std::unique_ptr<detail::WorkJob>> jobs_;  // work() in flight
   SessionWatcher watcher_;
   Router router_;
+  // ---- web routes, HTTP client, links (looked up when first used) ----
+  template <class Fn>
+  Fn web_fn(const char* name) const {
+    Fn fn = reinterpret_cast<Fn>(get_api_ ? get_api_(name) : nullptr);
+    need(fn != nullptr, name);
+    return fn;
+  }
+  std::unordered_map<std::string, WebHandler> web_handlers_;  // "GET /gm"
+  LinkWatcher link_watcher_;
+  std::unordered_map<uint64_t, FetchDone> fetches_;
 };
 
 #undef LAMPYR_SDK_VLOG_
@@ -1085,6 +1549,13 @@ inline bool RemoteCall::reply(std::string_view bytes) const {
 }
 inline bool RemoteCall::fail(std::string_view message) const {
   return plugin_ && token_ != 0 && plugin_->answer(token_, 2, message, LAMPYR_FAIL_HANDLER_ERROR) == LAMPYR_OK;
+}
+inline bool WebRequest::respond(int status, std::string_view body, const Headers& headers) const {
+  if (!plugin_) return false;
+  auto fn = plugin_->web_fn<lampyr_fn_http_respond>("http_respond");
+  std::vector<lampyr_http_header> hs;
+  for (const auto& [k, v] : headers) hs.push_back({k.data(), k.size(), v.data(), v.size()});
+  return fn(plugin_->host_, token_, status, hs.data(), hs.size(), body.data(), body.size()) == LAMPYR_OK;
 }
 
 namespace detail {
@@ -1255,6 +1726,66 @@ struct Entry {
     }
   }
 
+  // ---- web routes, HTTP client, links ----
+  static void on_http(void* ctx, const lampyr_http_request* req) {
+    Plugin* p = self(ctx);
+    WebRequest r;
+    try {
+      r.plugin_ = p;
+      r.token_ = req->token;
+      r.method_ = req->method ? req->method : "";
+      r.prefix_ = req->prefix ? req->prefix : "";
+      r.path_ = req->path ? req->path : "";
+      r.query_ = req->query ? req->query : "";
+      r.body_.assign(req->body ? req->body : "", req->body_len);
+      r.peer_ip_ = req->peer_ip ? req->peer_ip : "";
+      r.peer_port_ = req->peer_port;
+      for (size_t i = 0; i < req->header_count; ++i) {
+        const lampyr_http_header& h = req->headers[i];
+        r.headers_.emplace_back(std::string(h.name, h.name_len), std::string(h.value, h.value_len));
+      }
+      auto it = p->web_handlers_.find(r.method_ + " " + r.prefix_);
+      if (it == p->web_handlers_.end()) throw Error("no handler for web route " + r.method_ + " " + r.prefix_);
+      it->second(r);
+    } catch (...) {
+      p->report(("web route " + r.prefix_).c_str());
+      try {
+        r.respond(500, "internal error\n");  // false (ignored) if the handler had answered
+      } catch (...) {
+      }
+    }
+  }
+
+  static void on_link(void* ctx, const char* node, int up) {
+    Plugin* p = self(ctx);
+    try {
+      if (p->link_watcher_) p->link_watcher_(node ? node : "", up != 0);
+    } catch (...) {
+      p->report("link watcher");
+    }
+  }
+
+  static void on_fetch(void* ctx, uint64_t cookie, const lampyr_http_response* resp) {
+    Plugin* p = self(ctx);
+    try {
+      auto it = p->fetches_.find(cookie);
+      if (it == p->fetches_.end()) return;
+      Plugin::FetchDone fn = std::move(it->second);
+      p->fetches_.erase(it);
+      FetchResult r;
+      r.status = resp->status;
+      r.error = resp->error ? resp->error : "";
+      r.body.assign(resp->body ? resp->body : "", resp->body_len);
+      for (size_t i = 0; i < resp->header_count; ++i) {
+        const lampyr_http_header& h = resp->headers[i];
+        r.headers.emplace_back(std::string(h.name, h.name_len), std::string(h.value, h.value_len));
+      }
+      fn(std::move(r));
+    } catch (...) {
+      p->report("fetch continuation");
+    }
+  }
+
   static void destroy(void* ctx) {
     try {
       delete self(ctx);
@@ -1262,6 +1793,43 @@ struct Entry {
     }
   }
 };
+
+}  // namespace detail
+
+// ---- web routes, HTTP client, links: bodies that need detail::Entry ----
+inline bool Plugin::route(const std::string& method, const std::string& prefix, WebHandler handler,
+                              RouteOptions opts) {
+  auto fn = web_fn<lampyr_fn_http_route>("http_route");
+  int rc = fn(host_, method.c_str(), prefix.c_str(), opts.admin ? LAMPYR_HTTP_ADMIN : LAMPYR_HTTP_PUBLIC,
+              opts.max_body, opts.timeout_ms, &detail::Entry::on_http);
+  if (rc == LAMPYR_ERR_UNAVAILABLE) return false;
+  if (rc != LAMPYR_OK) throw Error("web route " + method + " " + prefix + " refused (" + std::to_string(rc) + ")");
+  web_handlers_[method + " " + prefix] = std::move(handler);
+  return true;
+}
+inline bool Plugin::watch_links(LinkWatcher fn) {
+  auto api = web_fn<lampyr_fn_watch_links>("watch_links");
+  int rc = api(host_, &detail::Entry::on_link);
+  if (rc == LAMPYR_ERR_UNAVAILABLE) return false;
+  if (rc != LAMPYR_OK) throw Error("watch_links refused (" + std::to_string(rc) + ")");
+  link_watcher_ = std::move(fn);
+  return true;
+}
+inline bool Plugin::fetch(const std::string& url, FetchOptions opts, FetchDone then) {
+  auto fn = web_fn<lampyr_fn_http_fetch>("http_fetch");
+  std::vector<lampyr_http_header> hs;
+  for (const auto& [k, v] : opts.headers) hs.push_back({k.data(), k.size(), v.data(), v.size()});
+  uint64_t cookie = ++next_cookie_;
+  fetches_.emplace(cookie, std::move(then));
+  if (fn(host_, opts.method.c_str(), url.c_str(), hs.data(), hs.size(), opts.body.data(), opts.body.size(),
+         opts.timeout_ms, opts.insecure ? LAMPYR_FETCH_INSECURE : 0, cookie, &detail::Entry::on_fetch) != LAMPYR_OK) {
+    fetches_.erase(cookie);
+    return false;
+  }
+  return true;
+}
+
+namespace detail {
 
 template <class T>
 int init_entry(const lampyr_init_args* args, void** ctx, char* err, size_t err_cap, const char* name,
