@@ -10,7 +10,8 @@
 #   --no-build     use the binaries already in the build tree
 #   --json FILE    also write every measurement as a JSON array to FILE
 #   --only S       run only section S (repeatable): echo_matrix, cpu_per_request,
-#                  round_trip, idle_sessions
+#                  round_trip, idle_sessions, plugin_dispatch, reload_under_load,
+#                  websocket
 #   --repeat N     runs per cell; the median is reported (default 3, quick 1)
 #   --duration S   measured seconds per run (default 3, quick 0.5)
 #
@@ -29,7 +30,7 @@ BUILD=${LAMPYR_BUILD_DIR:-build}
 BUILD_TYPE=${LAMPYR_BUILD_TYPE:-RelWithDebInfo}
 THREADS=${LAMPYR_BENCH_THREADS:-1}
 
-SECTIONS=(echo_matrix cpu_per_request round_trip idle_sessions plugin_dispatch reload_under_load)
+SECTIONS=(echo_matrix cpu_per_request round_trip idle_sessions plugin_dispatch reload_under_load websocket)
 
 QUICK=0
 DO_BUILD=1
@@ -340,6 +341,16 @@ reload_load_run() {  # $1 = reloads during the run (0 = none); result in $TMP/re
     sleep 0.03
   done
   wait "$bench" || true
+}
+
+# TCP vs ws vs wss on one host (scripts/bench_ws.sh, which also works alone):
+# its tables, not its per-run lines.
+section_websocket() {
+  echo "### WebSocket: TCP vs ws, ws vs wss (32-byte echo), idle sessions per transport"
+  echo
+  log "websocket: scripts/bench_ws.sh"
+  LAMPYR_BUILD_DIR=$BUILD REPEAT=$REPEAT SECONDS_PER_RUN=$DURATION IDLE_SESSIONS=$IDLE_SESSIONS \
+    "$REPO/scripts/bench_ws.sh" | sed -n '/^|/p;/^$/p' | cat -s | sed '1{/^$/d}'
 }
 
 section_reload_under_load() {

@@ -2,7 +2,9 @@
 # WebSocket vs TCP on one server (issue 10, docs/benchmarks.md "WebSocket"):
 # one `lampyr` with netport and wsport and the built-in echo; lampyr-bench runs
 # the same closed-loop load over each transport, alternating, REPEAT times per
-# cell; then 10,000 idle sessions per transport, each on a fresh server.
+# cell; then the same over wss (a second server with protocol.ws_tls and a
+# throwaway self-signed certificate) against ws, alternating; then 10,000 idle
+# sessions per transport, each on a fresh server.
 # Prints one JSON line per run and a median table at the end.
 #   LAMPYR_BUILD_DIR (default build), REPEAT (default 3), SECONDS_PER_RUN (default 3),
 #   IDLE_SESSIONS (default 10000)
@@ -20,11 +22,14 @@ ulimit -n 65536 2>/dev/null || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# start [tls]: one server; with "tls" its wsport speaks wss.
 start() {
   NET=$(free_port); WS=$(free_port)
+  local tls=
+  [ "${1:-}" = tls ] && tls=", \"ws_tls\": {\"cert\": \"$TMP/cert.pem\", \"key\": \"$TMP/key.pem\"}"
   cat >"$TMP/c.json" <<JSON
 {"servers": {"net": {"netport": $NET, "wsport": $WS, "builtins": {"echo": 1}, "log_level": "warn"}},
- "protocol": {"max_connections": 30000, "max_connections_per_ip": 0, "ws_origins": ["http://bench"]}}
+ "protocol": {"max_connections": 30000, "max_connections_per_ip": 0, "ws_origins": ["http://bench"]$tls}}
 JSON
   "$BIN/lampyr" --conf "$TMP/c.json" --server net >"$TMP/server.out" 2>&1 &
   SERVER=$!
@@ -53,6 +58,28 @@ for cell in "100 1" "1 1"; do
   done
 done
 stop
+
+# ws vs wss: one server each, up together, alternating runs.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+start; WS_PLAIN=$WS; PLAIN=$SERVER
+start tls; WS_TLS=$WS; TLS=$SERVER
+for cell in "100 1" "1 1"; do
+  set -- $cell
+  for _ in $(seq 1 "$REPEAT"); do
+    for t in ws wss; do
+      if [ $t = ws ]; then args=(--port "$WS_PLAIN" --ws --pid "$PLAIN"); else args=(--port "$WS_TLS" --wss --pid "$TLS"); fi
+      j=$("$BIN/lampyr-bench" "${args[@]}" --connections "$1" --depth "$2" --body-bytes 32 \
+          --duration "$DUR" --warmup 1 --json)
+      echo "$t c$1 d$2: $j"
+      RPS[s$t,$1]+=" $(field rps "$j")"; CPU[s$t,$1]+=" $(field server_cpu_us_per_req "$j")"
+      P50[s$t,$1]+=" $(field p50_us "$j")"
+    done
+  done
+done
+kill "$PLAIN"; wait "$PLAIN" 2>/dev/null || true
+stop
+
 declare -A IDLE_B
 for t in tcp ws; do
   start
@@ -69,6 +96,14 @@ for c in 100 1; do
   tr=$(median <<<"${RPS[tcp,$c]}"); wr=$(median <<<"${RPS[ws,$c]}")
   tc=$(median <<<"${CPU[tcp,$c]}"); wc=$(median <<<"${CPU[ws,$c]}")
   echo "| $c conn, depth 1 | $tr | $wr | $(awk "BEGIN {printf \"%.2f\", $wr/$tr}") | $tc | $wc | $(awk "BEGIN {printf \"%.2f\", $wc/$tc}") | $(median <<<"${P50[tcp,$c]}") | $(median <<<"${P50[ws,$c]}") |"
+done
+echo
+echo "| load | ws req/s | wss req/s | wss/ws | ws CPU µs/req | wss CPU µs/req | wss/ws CPU | ws p50 µs | wss p50 µs |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in 100 1; do
+  tr=$(median <<<"${RPS[sws,$c]}"); wr=$(median <<<"${RPS[swss,$c]}")
+  tc=$(median <<<"${CPU[sws,$c]}"); wc=$(median <<<"${CPU[swss,$c]}")
+  echo "| $c conn, depth 1 | $tr | $wr | $(awk "BEGIN {printf \"%.2f\", $wr/$tr}") | $tc | $wc | $(awk "BEGIN {printf \"%.2f\", $wc/$tc}") | $(median <<<"${P50[sws,$c]}") | $(median <<<"${P50[swss,$c]}") |"
 done
 echo
 echo "| $IDLE idle sessions | TCP | WS |"

@@ -39,7 +39,7 @@ FAILED=0
 PROBLEMS=()      # one line per failed step, repeated in the summary
 SERVICES_STARTED=0
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%ss]\n' "$*" "$(($(date +%s) - T0))"; }
 problem() {
   echo "test.sh: FAILED: $*" >&2
   PROBLEMS+=("$*")

@@ -2,11 +2,12 @@
 //
 //   lampyr-bench --port P [--host H] [--connections N] [--depth D] [--duration S]
 //                [--warmup S] [--body-bytes B] [--command C] [--threads T]
-//                [--pid PID]... [--json] [--idle] [--ws [--ws-path P]]
+//                [--pid PID]... [--json] [--idle] [--ws|--wss [--ws-path P]]
 //
 // --ws: the port is a wsport; each connection upgrades to WebSocket and sends
 // every request as one binary message (DESIGN §3a), so the same load compares
-// TCP and WebSocket on one server.
+// TCP and WebSocket on one server. --wss: the same over TLS (protocol.ws_tls);
+// the server's certificate is not verified, this is a load generator.
 // Load mode: N connections, each with D requests in flight, for S seconds
 // after a warmup; every reply is checked against its request. Reports
 // requests/s, latency percentiles, errors and, for the given server pids,
@@ -53,6 +54,7 @@ struct Args {
   bool json = false;
   bool idle = false;
   bool ws = false;
+  bool wss = false;
   std::string ws_path = "/";
 };
 
@@ -61,7 +63,7 @@ struct Args {
           "lampyr-bench: %s\n"
           "usage: lampyr-bench --port P [--host H] [--connections N] [--depth D] [--duration S] [--warmup S]\n"
           "                    [--body-bytes B] [--command C] [--threads T] [--pid PID]... [--json] [--idle]\n"
-          "                    [--ws [--ws-path P]]\n",
+          "                    [--ws|--wss [--ws-path P]]\n",
           why);
   exit(2);
 }
@@ -78,8 +80,9 @@ Args Parse(int argc, char** argv) {
       a.idle = true;
       continue;
     }
-    if (k == "--ws") {
+    if (k == "--ws" || k == "--wss") {
       a.ws = true;
+      a.wss = k == "--wss";
       continue;
     }
     if (i + 1 >= argc) Usage(("missing value for " + k).c_str());
@@ -187,6 +190,7 @@ int main(int argc, char** argv) {
   base.command = a.command;
   base.body_bytes = a.body_bytes;
   base.one_shot = a.idle;
+  base.tls = a.wss;
   if (a.ws) {
     // A fixed key is fine: it proves nothing but that the server speaks WebSocket.
     base.ws_request = "GET " + a.ws_path + " HTTP/1.1\r\nHost: " + a.host + ":" + std::to_string(a.port) +

@@ -1,6 +1,7 @@
 #include "load_worker.h"
 
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,14 +46,22 @@ LoadWorker::LoadWorker(const LoadOptions& opts, const std::atomic<int>* phase)
     wslay_frame_context_init(&tx_, &kTx, this);
     for (Conn& c : conns_) wslay_frame_context_init(&c.rx, &kRx, &c);
   }
+  if (opts_.tls) {
+    // A load generator against one's own server: the certificate is not
+    // checked (a test server's is self-signed); the cipher work is the point.
+    tls_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_NONE, nullptr);
+  }
 }
 
 LoadWorker::~LoadWorker() {
   for (Conn& c : conns_) {
     if (c.fd >= 0) close(c.fd);
     if (c.rx) wslay_frame_context_free(c.rx);
+    if (c.ssl) SSL_free(c.ssl);
   }
   if (tx_) wslay_frame_context_free(tx_);
+  if (tls_ctx_) SSL_CTX_free(tls_ctx_);
   if (epfd_ >= 0) close(epfd_);
 }
 
@@ -108,6 +117,10 @@ void LoadWorker::Run(std::atomic<int>* ready, std::atomic<int>* answered) {
         }
         continue;
       }
+      if (c->ssl && !c->tls_ready) {
+        ContinueTlsHandshake(c);
+        continue;
+      }
       if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) OnReadable(c, now);
       if (c->fd >= 0 && (ev & EPOLLOUT) && c->want_write) {
         SetWantWrite(c, false);
@@ -140,8 +153,14 @@ void LoadWorker::Open(Conn* c) {
 
 void LoadWorker::OnConnected(Conn* c) {
   c->connected = true;
-  --pending_connects_;
   SetWantWrite(c, false);
+  if (tls_ctx_ && !c->ssl) {
+    c->ssl = SSL_new(tls_ctx_);
+    SSL_set_fd(c->ssl, c->fd);
+    SSL_set_connect_state(c->ssl);
+    return ContinueTlsHandshake(c);  // comes back here when it is done
+  }
+  --pending_connects_;  // connected, and for wss past the TLS handshake
   if (!opts_.ws_request.empty()) {
     c->out = opts_.ws_request;  // requests follow the server's 101
     Flush(c);
@@ -180,12 +199,8 @@ void LoadWorker::SendRequests(Conn* c, int n, int64_t now) {
 
 void LoadWorker::Flush(Conn* c) {
   if (c->out.empty()) return;
-  ssize_t n = send(c->fd, c->out.data(), c->out.size(), MSG_NOSIGNAL);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) SetWantWrite(c, true);
-    else Fail(c, std::string("send: ") + strerror(errno));
-    return;
-  }
+  ssize_t n = SendBytes(c, c->out.data(), c->out.size());
+  if (n <= 0) return;  // waits for EPOLLOUT, or failed
   if (static_cast<size_t>(n) == c->out.size()) {
     c->out.clear();
   } else {
@@ -201,14 +216,11 @@ void LoadWorker::OnReadable(Conn* c, int64_t now) {
   size_t have = c->in.size();
   memcpy(buf, c->in.data(), have);
   c->in.clear();
-  ssize_t r = recv(c->fd, buf + have, read_buf_.size() - have, 0);
-  if (r == 0) return Fail(c, "server closed the connection");
-  if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      c->in.assign(buf, have);
-      return;
-    }
-    return Fail(c, std::string("recv: ") + strerror(errno));
+  ssize_t r = RecvBytes(c, buf + have, read_buf_.size() - have);
+  if (r < 0) return;
+  if (r == 0) {
+    c->in.assign(buf, have);
+    return;
   }
   have += static_cast<size_t>(r);
   const bool measuring = phase_->load(std::memory_order_relaxed) == static_cast<int>(Phase::kMeasure);
@@ -318,6 +330,74 @@ int LoadWorker::ReadWs(Conn* c, const char* data, size_t len, bool measuring, in
   return answered;
 }
 
+ssize_t LoadWorker::SendBytes(Conn* c, const char* data, size_t len) {
+  if (!c->ssl) {
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) SetWantWrite(c, true);
+    else Fail(c, std::string("send: ") + strerror(errno));
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+  }
+  size_t written = 0;
+  int r = SSL_write_ex(c->ssl, data, len, &written);
+  if (r == 1) return static_cast<ssize_t>(written);
+  int err = SSL_get_error(c->ssl, r);
+  if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+    SetWantWrite(c, true);  // retried with the same bytes from Flush
+    return 0;
+  }
+  Fail(c, "TLS write failed: " + std::string(ERR_reason_error_string(ERR_get_error()) ?: "connection lost"));
+  return -1;
+}
+
+ssize_t LoadWorker::RecvBytes(Conn* c, char* buf, size_t len) {
+  if (!c->ssl) {
+    ssize_t r = recv(c->fd, buf, len, 0);
+    if (r > 0) return r;
+    if (r == 0) {
+      Fail(c, "server closed the connection");
+      return -1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+    Fail(c, std::string("recv: ") + strerror(errno));
+    return -1;
+  }
+  // One SSL_read returns one TLS record at most, and epoll does not see what
+  // OpenSSL already holds: read until it has nothing more or the buffer is full.
+  size_t got = 0;
+  while (got < len) {
+    size_t n = 0;
+    int r = SSL_read_ex(c->ssl, buf + got, len - got, &n);
+    if (r == 1) {
+      got += n;
+      continue;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) break;
+    if (err == SSL_ERROR_WANT_WRITE) {
+      SetWantWrite(c, true);
+      break;
+    }
+    if (got > 0) break;  // deliver what came; the error shows on the next read
+    Fail(c, err == SSL_ERROR_ZERO_RETURN ? "server closed the connection" : "TLS read failed");
+    return -1;
+  }
+  return static_cast<ssize_t>(got);
+}
+
+void LoadWorker::ContinueTlsHandshake(Conn* c) {
+  int r = SSL_do_handshake(c->ssl);
+  if (r == 1) {
+    c->tls_ready = true;
+    return OnConnected(c);
+  }
+  int err = SSL_get_error(c->ssl, r);
+  if (err == SSL_ERROR_WANT_READ) return SetWantWrite(c, false);
+  if (err == SSL_ERROR_WANT_WRITE) return SetWantWrite(c, true);
+  unsigned long e = ERR_get_error();
+  Fail(c, "TLS handshake failed: " + std::string(e ? ERR_reason_error_string(e) : "connection closed"));
+}
+
 void LoadWorker::SetWantWrite(Conn* c, bool on) {
   if (c->want_write == on) return;
   c->want_write = on;
@@ -330,7 +410,7 @@ void LoadWorker::SetWantWrite(Conn* c, bool on) {
 void LoadWorker::Fail(Conn* c, const std::string& why) {
   ++stats_.errors;
   if (stats_.first_error.empty()) stats_.first_error = why;
-  if (!c->connected) --pending_connects_;
+  if (!c->connected || (c->ssl && !c->tls_ready)) --pending_connects_;
   close(c->fd);  // also leaves the epoll set
   c->fd = -1;
 }

@@ -7,10 +7,12 @@
 // With `ws_request` set, each connection first upgrades to WebSocket and
 // then sends and expects every frame as one binary message (framing by
 // wslay's frame API, client frames masked), so TCP and WebSocket are
-// measured by the same loop.
+// measured by the same loop. With `tls` the bytes go through OpenSSL (wss):
+// the TLS handshake first, then the same upgrade and messages.
 #pragma once
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <wslay/wslay.h>
 
@@ -32,6 +34,7 @@ struct LoadOptions {
   uint32_t body_bytes = 32;
   bool one_shot = false;    // --idle: one round trip per connection, then hold it open
   std::string ws_request;   // non-empty: the HTTP upgrade request each connection starts with
+  bool tls = false;         // wss: TLS under the WebSocket (the server's certificate is not verified)
 };
 
 struct LoadStats {
@@ -74,6 +77,9 @@ class LoadWorker {
     std::string rx_in;                     // bytes not yet taken by rx
     size_t rx_pos = 0;
     std::string msg;                       // payload of the message being received
+    // wss (LoadOptions::tls):
+    SSL* ssl = nullptr;
+    bool tls_ready = false;                // the TLS handshake is done
   };
 
   void Open(Conn* c);
@@ -83,6 +89,11 @@ class LoadWorker {
   void Flush(Conn* c);
   void Fail(Conn* c, const std::string& why);
   void SetWantWrite(Conn* c, bool on);
+  // Socket I/O, plain or through TLS: bytes moved, 0 when none can move now
+  // (EPOLLOUT armed if the write side is what waits), -1 after Fail.
+  ssize_t SendBytes(Conn* c, const char* data, size_t len);
+  ssize_t RecvBytes(Conn* c, char* buf, size_t len);
+  void ContinueTlsHandshake(Conn* c);
   void AppendRequest(Conn* c);
   // Checks one reply frame against the request it answers.
   void Verify(Conn* c, const char* frame, size_t len, bool measuring, int64_t now);
@@ -104,6 +115,7 @@ class LoadWorker {
   wslay_frame_context_ptr tx_ = nullptr;  // encodes requests (stateless between whole frames)
   std::string* tx_out_ = nullptr;         // where WsSend appends
   uint32_t mask_ = 0x9e3779b9;
+  SSL_CTX* tls_ctx_ = nullptr;
 };
 
 }  // namespace lampyr::bench
