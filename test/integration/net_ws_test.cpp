@@ -478,6 +478,20 @@ TEST_F(NetWsTest, WssServesTheSameSessionsOverTls) {
   SSL_free(ssl);
   SSL_CTX_free(ctx);
   close(fd);
+
+  // Many pipelined sessions at once: lampyr-bench --wss checks every reply
+  // byte for byte against its request and exits 1 on any error.
+  const std::string out = dir_.path() + "/bench.out";
+  auto bench = test::Process::Start({std::string(LAMPYR_BIN_DIR) + "/lampyr-bench", "--port", std::to_string(ws_port_),
+                                     "--wss", "--connections", "20", "--depth", "4", "--duration", "0.5", "--warmup",
+                                     "0.1", "--json"},
+                                    {}, out);
+  ASSERT_NE(bench, nullptr);
+  st = bench->Wait(60000);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << test::ReadFile(out);
+  const std::string report = test::ReadFile(out);
+  EXPECT_NE(report.find("\"errors\":0,"), std::string::npos) << report;
+  EXPECT_EQ(report.find("\"requests\":0,"), std::string::npos) << report;
 }
 
 TEST_F(NetWsTest, ConnectionCapIsSharedWithTcp) {
