@@ -276,6 +276,28 @@ TEST_F(DataEngineTest, RawPreparedQueriesBindValuesAndReportErrors) {
   EXPECT_TRUE(query("SELECT 1", {}).status.ok());
 }
 
+// Connector/C++ 1.1's commit() ignores the server's answer: a COMMIT on a
+// connection killed after the last write looked like success, and the flusher
+// would have marked rows clean that MySQL never kept.
+TEST(MysqlSessionTest, CommitOnAKilledConnectionIsAnErrorAndNothingWasWritten) {
+  Sql admin;
+  TestTable t(&admin, "id INT PRIMARY KEY");
+  MysqlSession s(TestDb());
+  ASSERT_TRUE(s.Ensure().ok());
+  std::vector<std::vector<Value>> rows;
+  ASSERT_TRUE(s.Query("SELECT CONNECTION_ID()", {}, &rows).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  ASSERT_TRUE(s.Begin().ok());
+  ASSERT_TRUE(s.Exec("INSERT INTO " + t.name() + " (id) VALUES (1)", {}).ok());
+  admin.Exec("KILL CONNECTION " + *rows[0][0]);
+  Status c = s.Commit();
+  EXPECT_FALSE(c.ok()) << "a COMMIT that never reached MySQL was reported as done";
+  EXPECT_EQ(admin.One("SELECT COUNT(*) FROM " + t.name()), "0");
+  // The session reconnects by itself and works again.
+  ASSERT_TRUE(s.Exec("INSERT INTO " + t.name() + " (id) VALUES (2)", {}).ok());
+  EXPECT_EQ(admin.One("SELECT COUNT(*) FROM " + t.name()), "1");
+}
+
 TEST(DataEngineStart, RefusesTablesThatDoNotMatchTheConfig) {
   log::SetLevel(log::Level::kError);
   Sql sql;
