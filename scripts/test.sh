@@ -177,7 +177,7 @@ run_js_client() {
     return 1
   }
   log=$build/js-client-test.log
-  step "clients/js: npm ci, build, test"
+  step "clients/js: npm ci, build"
   if ! command -v npm >/dev/null; then
     problem "clients/js: node/npm not found"
     return 1
@@ -187,18 +187,8 @@ run_js_client() {
     problem "clients/js: npm ci / build"
     return 1
   }
-  (cd "$dir" && LAMPYR_BIN=$build/bin/lampyr LAMPYR_PLUGIN_DIR=$build/plugins npm test) 2>&1 | tee "$log"
-  local rc=${PIPESTATUS[0]} pass fail cancelled
-  # node's test runner (TAP when piped) ends with "# pass N", "# fail N", "# cancelled N".
-  pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log" | tail -n 1)
-  fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log" | tail -n 1)
-  cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$log" | tail -n 1)
-  PASSED=$((PASSED + ${pass:-0}))
-  FAILED=$((FAILED + ${fail:-0} + ${cancelled:-0}))
-  if [ "$rc" -ne 0 ] || [ -z "$pass" ]; then
-    problem "clients/js: npm test (exit $rc)"
-    return 1
-  fi
+  run_js_tap "clients/js: npm test" "$log" \
+    env LAMPYR_BIN="$build/bin/lampyr" LAMPYR_PLUGIN_DIR="$build/plugins" npm test || return 1
   run_js_tap "clients/js: the demo page in headless chromium (npm run test:browser)" "$build/js-browser-test.log" \
     env LAMPYR_BIN="$build/bin/lampyr" LAMPYR_PLUGIN_DIR="$build/plugins" \
     LAMPYR_TEST_OUTPUT="$build/test-output/browser" npm run test:browser
