@@ -141,18 +141,8 @@ Status PrivateDir::ReadFile(const std::string& name, size_t max_bytes, std::stri
   if (s.ok() && static_cast<uint64_t>(st.st_size) > max_bytes)
     s = Status::Error(path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
                       std::to_string(max_bytes) + " allowed");
-  if (s.ok()) {
-    out->clear();
-    out->resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (got < out->size()) {
-      ssize_t n = read(fd, out->data() + got, out->size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    if (got != out->size()) s = Status::Error(path + ": changed size while being read");
-  }
+  if (s.ok() && !ReadExactly(fd, static_cast<size_t>(st.st_size), out))
+    s = Status::Error(path + ": changed size while being read");
   close(fd);
   return s;
 }
@@ -182,6 +172,18 @@ std::vector<std::string> PrivateDir::List() const {
   }
   closedir(d);
   return names;
+}
+
+bool ReadExactly(int fd, size_t size, std::string* out) {
+  out->assign(size, '\0');
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, out->data() + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got == size;
 }
 
 }  // namespace lampyr

@@ -61,4 +61,9 @@ class PrivateDir : NonCopyable {
 // True for a name PrivateDir accepts as one component.
 bool ValidEntryName(const std::string& name);
 
+// Reads `size` bytes from the start of `fd` into `out` (retrying short reads
+// and EINTR). False when the file ended first: it changed size after the
+// caller's fstat.
+bool ReadExactly(int fd, size_t size, std::string* out);
+
 }  // namespace lampyr

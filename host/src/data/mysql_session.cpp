@@ -59,10 +59,8 @@ Status MysqlSession::Run(const char* what, const std::function<void()>& fn) {
     fn();
     return Status::OK();
   } catch (const sql::SQLException& e) {
-    int code = e.getErrorCode();
-    // Client-side codes (CR_*) mean the connection is unusable; server-side
-    // ones (duplicate key, syntax, ...) leave it healthy.
-    if (code >= 2000 || code == 0 || code == 1927 /* connection killed */) {
+    const int code = e.getErrorCode();
+    if (IsConnectionError(code)) {
       ++failures_;
       Disconnect();
     }

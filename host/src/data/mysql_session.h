@@ -64,6 +64,11 @@ class MysqlSession : NonCopyable {
 // holding the thread. Throws sql::SQLException.
 std::unique_ptr<sql::Connection> MysqlConnect(const DbConfig& db, int connect_timeout_s, int io_timeout_s);
 
+// Whether a Connector/C++ error code means the connection is unusable:
+// client-side codes (CR_*, >= 2000), 0 (no server answer) and 1927 (killed).
+// Server-side ones (duplicate key, syntax, ...) leave it healthy.
+inline bool IsConnectionError(int code) { return code >= 2000 || code == 0 || code == 1927; }
+
 void MysqlDriverInit();  // once, on the main thread, before any worker starts
 void MysqlThreadInit();
 void MysqlThreadEnd();

@@ -121,10 +121,8 @@ class SqlConn : NonCopyable {
       fn();
       return Status::OK();
     } catch (const sql::SQLException& e) {
-      int code = e.getErrorCode();
-      // Client-side codes (CR_*, >= 2000) mean the connection is unusable;
-      // server-side ones (duplicate key, syntax...) leave it healthy.
-      if (code >= 2000 || code == 0 || code == 1927 /* connection killed */) {
+      const int code = e.getErrorCode();
+      if (IsConnectionError(code)) {
         *lost = true;
         Disconnect();
       }

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/private_dir.h"
+
 namespace lampyr::plugin {
 namespace {
 
@@ -143,17 +145,8 @@ Status ReadWholeFile(const std::string& path, size_t max_bytes, std::string* out
   else if (static_cast<uint64_t>(st.st_size) > max_bytes)
     s = Status::Error("cannot read " + path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
                       std::to_string(max_bytes) + " allowed");
-  if (s.ok()) {
-    out->assign(static_cast<size_t>(st.st_size), '\0');
-    size_t got = 0;
-    while (got < out->size()) {
-      ssize_t n = read(fd, out->data() + got, out->size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    if (got != out->size()) s = Status::Error("cannot read " + path + ": it changed size while being read");
-  }
+  if (s.ok() && !ReadExactly(fd, static_cast<size_t>(st.st_size), out))
+    s = Status::Error("cannot read " + path + ": it changed size while being read");
   close(fd);
   return s;
 }
