@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,15 +70,32 @@ struct AdminUnderTest {
     port = http->port();
   }
 
-  // Runs one connection: sends `bytes`, half-closes, and drives the loop
-  // until the server closes its side. Returns what the server sent.
-  std::string Exchange(std::string_view bytes) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // A connection to the admin port. Each run leaves one TIME_WAIT behind on
+  // this side (the client closes first), thousands a second: when the kernel
+  // has no local port free for a moment (EADDRNOTAVAIL) that is this
+  // harness's shortage, not the server's, so it waits and tries again. Any
+  // other failure is the server's.
+  int Connect() {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail("connect", "admin port");
+    for (int attempt = 0;; ++attempt) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) Fail("socket", strerror(errno));
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+      const int err = errno;
+      close(fd);
+      if ((err != EADDRNOTAVAIL && err != EAGAIN && err != EINTR) || attempt == 200)
+        Fail("connect to the admin port", strerror(err));
+      usleep(50 * 1000);
+    }
+  }
+
+  // Runs one connection: sends `bytes`, half-closes, and drives the loop
+  // until the server closes its side. Returns what the server sent.
+  std::string Exchange(std::string_view bytes) {
+    const int fd = Connect();
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     std::string out;
     size_t sent = 0;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,8 +17,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -76,36 +79,103 @@ TempDir::~TempDir() {
 }
 
 namespace {
-// One free port, as the kernel hands it out now (it may hand the same one out again).
-uint16_t KernelFreePort() {
+
+// Whether nothing holds 127.0.0.1:`port` now, TIME_WAIT included (no
+// SO_REUSEADDR: stricter than the servers' own bind).
+bool Bindable(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + strerror(errno));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    int err = errno;
-    close(fd);
-    throw std::runtime_error(std::string("bind 127.0.0.1:0: ") + strerror(err));
-  }
+  a.sin_port = htons(port);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
-  return ntohs(a.sin_port);
+  return ok;
 }
+
+// The first port of the kernel's ephemeral range: client sockets get their
+// local ports from there, so a test server's port is picked below it.
+uint16_t EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned low = 0;
+  return in >> low && low > 0 && low <= 65535 ? static_cast<uint16_t>(low) : 32768;
+}
+
+// Reservations shared by every test process of this user: one file per
+// port, holding the owner's pid, created O_EXCL.
+std::string ReservationDir() {
+  std::string dir = "/tmp/lampyr-test-ports-" + std::to_string(getuid());
+  mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+std::vector<std::string>& OwnReservations() {
+  static auto* files = new std::vector<std::string>;
+  return *files;
+}
+
+pid_t reservations_owner = 0;  // the process that registered DropOwnReservations
+
+void DropOwnReservations() {
+  if (getpid() != reservations_owner) return;  // a forked child that never exec'ed
+  for (const auto& f : OwnReservations()) unlink(f.c_str());
+}
+
+// Takes `port` for this process unless another live test process has it.
+bool Reserve(const std::string& dir, uint16_t port) {
+  const std::string file = dir + "/" + std::to_string(port);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      const std::string pid = std::to_string(getpid());
+      ssize_t n = write(fd, pid.data(), pid.size());
+      close(fd);
+      if (n != static_cast<ssize_t>(pid.size())) return false;
+      OwnReservations().push_back(file);
+      return true;
+    }
+    if (errno != EEXIST) return false;
+    // Held: by a live process, or left by one that died (then it is free).
+    std::ifstream in(file);
+    long owner = 0;
+    if (!(in >> owner) || owner <= 0 || (kill(static_cast<pid_t>(owner), 0) != 0 && errno == ESRCH)) {
+      unlink(file.c_str());
+      continue;
+    }
+    return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 uint16_t FreePort() {
-  // The kernel may return a port it just returned (nothing is bound to it yet), so a test
-  // asking for three ports in a row could get one twice (CI: "port ... is already used by
-  // master.rootport"). Never hand out the same port twice in one test process.
+  // ctest -j runs several test binaries at once. Ports the kernel hands out
+  // for port 0 come from the ephemeral range, where two processes could get
+  // the same one in turn (CI: one test's server failed with "Address already
+  // in use" while the other test's clients filled its connection slots),
+  // and where client sockets take their local ports too. So a port is picked
+  // below that range, reserved across processes with an O_EXCL file, and
+  // checked free. Reservations end with the process.
   static std::set<uint16_t> given;
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    uint16_t port = KernelFreePort();
-    if (given.insert(port).second) return port;
+  static std::mt19937 rng(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
+  static const std::string dir = ReservationDir();
+  static const bool cleanup = [] {
+    reservations_owner = getpid();
+    return atexit(DropOwnReservations) == 0;
+  }();
+  (void)cleanup;
+  constexpr uint16_t kLowest = 10000;
+  const uint16_t high = EphemeralLow();
+  if (high <= kLowest + 1000) throw std::runtime_error("FreePort: the ephemeral port range starts too low");
+  for (int attempt = 0; attempt < 5000; ++attempt) {
+    const uint16_t port = static_cast<uint16_t>(kLowest + rng() % (high - kLowest));
+    if (given.count(port) || !Reserve(dir, port)) continue;
+    given.insert(port);  // kept even when busy: never tried again by this process
+    if (Bindable(port)) return port;
   }
-  throw std::runtime_error("FreePort: no fresh port after 1000 attempts");
+  throw std::runtime_error("FreePort: no free port after 5000 attempts");
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

@@ -28,6 +28,7 @@
 
 #include "data/data_engine.h"
 #include "data_test_support.h"
+#include "harness.h"
 
 namespace lampyr::data {
 namespace {
@@ -39,21 +40,6 @@ int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
 }
 
-uint16_t PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd >= 0) close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // True when memcached on `port` answers `version`.
 bool McAnswers(uint16_t port) {
@@ -232,7 +218,7 @@ TEST(DataDrill, MemcachedKilledAndRestartedEmptyUnderTwoWritersLosesAndDuplicate
   for (const auto& list : {shared, own1, own2})
     for (int r : list) sql.Exec("INSERT INTO " + table.name() + " (id, n) VALUES (?, 0)", {std::to_string(r)});
 
-  const uint16_t port = PickFreePort();
+  const uint16_t port = test::FreePort();
   ASSERT_NE(port, 0);
   OwnMemcached mc(port);
   ASSERT_TRUE(mc.Start()) << "could not start memcached on port " << port << " (is memcached installed?)";
