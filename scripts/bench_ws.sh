@@ -90,21 +90,21 @@ for t in tcp ws; do
   stop
 done
 echo
-echo "| load | TCP req/s | WS req/s | WS/TCP | TCP CPU µs/req | WS CPU µs/req | WS/TCP CPU | TCP p50 µs | WS p50 µs |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-for c in 100 1; do
-  tr=$(median <<<"${RPS[tcp,$c]}"); wr=$(median <<<"${RPS[ws,$c]}")
-  tc=$(median <<<"${CPU[tcp,$c]}"); wc=$(median <<<"${CPU[ws,$c]}")
-  echo "| $c conn, depth 1 | $tr | $wr | $(awk "BEGIN {printf \"%.2f\", $wr/$tr}") | $tc | $wc | $(awk "BEGIN {printf \"%.2f\", $wc/$tc}") | $(median <<<"${P50[tcp,$c]}") | $(median <<<"${P50[ws,$c]}") |"
-done
+# ratio_table A B NAME_A NAME_B: the medians of transports A and B per cell, and B/A.
+ratio_table() {
+  local a=$1 b=$2 na=$3 nb=$4 c ra rb ca cb
+  echo "| load | $na req/s | $nb req/s | $nb/$na | $na CPU µs/req | $nb CPU µs/req | $nb/$na CPU | $na p50 µs | $nb p50 µs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for c in 100 1; do
+    ra=$(median <<<"${RPS[$a,$c]}"); rb=$(median <<<"${RPS[$b,$c]}")
+    ca=$(median <<<"${CPU[$a,$c]}"); cb=$(median <<<"${CPU[$b,$c]}")
+    echo "| $c conn, depth 1 | $ra | $rb | $(awk "BEGIN {printf \"%.2f\", $rb/$ra}") | $ca | $cb |" \
+      "$(awk "BEGIN {printf \"%.2f\", $cb/$ca}") | $(median <<<"${P50[$a,$c]}") | $(median <<<"${P50[$b,$c]}") |"
+  done
+}
+ratio_table tcp ws TCP WS
 echo
-echo "| load | ws req/s | wss req/s | wss/ws | ws CPU µs/req | wss CPU µs/req | wss/ws CPU | ws p50 µs | wss p50 µs |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-for c in 100 1; do
-  tr=$(median <<<"${RPS[sws,$c]}"); wr=$(median <<<"${RPS[swss,$c]}")
-  tc=$(median <<<"${CPU[sws,$c]}"); wc=$(median <<<"${CPU[swss,$c]}")
-  echo "| $c conn, depth 1 | $tr | $wr | $(awk "BEGIN {printf \"%.2f\", $wr/$tr}") | $tc | $wc | $(awk "BEGIN {printf \"%.2f\", $wc/$tc}") | $(median <<<"${P50[sws,$c]}") | $(median <<<"${P50[swss,$c]}") |"
-done
+ratio_table sws swss ws wss
 echo
 echo "| $IDLE idle sessions | TCP | WS |"
 echo "|---|---:|---:|"
