@@ -362,9 +362,7 @@ bool SqlPool::Begin(TxCallback cb) {
 
 bool SqlPool::TxQuery(uint64_t tx, std::string text, std::vector<Value> params, ResultCallback cb) {
   if (!txs_.count(tx)) {
-    Status s = Status::Error("sql: transaction " + std::to_string(tx) +
-                             " is not open (it was committed, rolled back, or rolled back by the host after "
-                             "db.tx_timeout_ms)");
+    Status s = TxNotOpen(tx);
     Deliver(loop_, alive_, [cb, s] { cb(SqlError::kSql, s, SqlResult()); });
     return true;
   }
@@ -374,9 +372,7 @@ bool SqlPool::TxQuery(uint64_t tx, std::string text, std::vector<Value> params, 
 // Commit or rollback: ends the transaction on its connection and unpins it.
 bool SqlPool::Commit(uint64_t tx, DoneCallback cb) {
   if (!txs_.count(tx)) {
-    Status s = Status::Error("sql: transaction " + std::to_string(tx) +
-                             " is not open (it was committed, rolled back, or rolled back by the host after "
-                             "db.tx_timeout_ms)");
+    Status s = TxNotOpen(tx);
     Deliver(loop_, alive_, [cb, s] { cb(SqlError::kSql, s); });
     return true;
   }
@@ -395,15 +391,7 @@ bool SqlPool::Commit(uint64_t tx, DoneCallback cb) {
         if (!lost) c->Rollback(&ignored);  // a refused commit must not leave the connection mid-transaction
       }
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      auto it = pinned_.find(tx);
-      if (it != pinned_.end()) {
-        conns_[it->second]->tx = 0;
-        pinned_.erase(it);
-      }
-    }
-    cv_.notify_all();
+    Unpin(tx);
     Deliver(loop, alive, [cb, e, s] { cb(e, s); });
   };
   return PushTx(tx, std::move(t));
@@ -421,18 +409,29 @@ bool SqlPool::Rollback(uint64_t tx, DoneCallback cb) {
       s = c->Rollback(&lost);
       e = s.ok() ? SqlError::kNone : SqlError::kUnavailable;
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      auto it = pinned_.find(tx);
-      if (it != pinned_.end()) {
-        conns_[it->second]->tx = 0;
-        pinned_.erase(it);
-      }
-    }
-    cv_.notify_all();
+    Unpin(tx);
     if (cb) Deliver(loop, alive, [cb, e, s] { cb(e, s); });
   };
   return PushTx(tx, std::move(t));
+}
+
+Status SqlPool::TxNotOpen(uint64_t tx) {
+  return Status::Error("sql: transaction " + std::to_string(tx) +
+                       " is not open (it was committed, rolled back, or rolled back by the host after "
+                       "db.tx_timeout_ms)");
+}
+
+// On the worker that ended `tx`: its connection serves everyone again.
+void SqlPool::Unpin(uint64_t tx) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = pinned_.find(tx);
+    if (it != pinned_.end()) {
+      conns_[it->second]->tx = 0;
+      pinned_.erase(it);
+    }
+  }
+  cv_.notify_all();
 }
 
 void SqlPool::EndTx(uint64_t tx) {

@@ -102,6 +102,8 @@ class SqlPool : NonCopyable {
   bool PushTx(uint64_t tx, Task t);      // the transaction's connection
   void Worker(size_t i);
   void EndTx(uint64_t tx);               // loop: forget it, cancel its timer
+  void Unpin(uint64_t tx);               // worker: its connection serves everyone again
+  static Status TxNotOpen(uint64_t tx);
   void TxTimedOut(uint64_t tx);          // loop
   static double Now();
 
